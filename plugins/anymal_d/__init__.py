@@ -1,0 +1,1 @@
+"""rwmspec plugin: anymal_d."""

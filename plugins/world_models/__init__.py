@@ -1,0 +1,1 @@
+"""rwmspec plugin: world_models."""

@@ -1,0 +1,1 @@
+"""Term functions: pure torch functions of a named-state view, shared by real backends and imagination."""

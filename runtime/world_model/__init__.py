@@ -1,0 +1,1 @@
+"""The learned world model: SystemDynamicsEnsemble, replay buffer, training and evaluation."""

@@ -1,0 +1,1 @@
+"""The spec language: attrs model, TOML loading, structuring and semantic checks."""
