@@ -114,6 +114,9 @@ class RobotPlan:
     default_joint_pos: tuple[float, ...]
     #: contact group name -> body names
     contact_bodies: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: contact group name -> force threshold (N) above which a body counts as in contact; one value per group,
+    #: taken from the spec's contact terms (the compiler rejects disagreeing thresholds)
+    contact_thresholds: dict[str, float] = attrs.field(factory=dict)
     base_body: str
 
 

@@ -13,6 +13,20 @@ import torch
 
 
 @dataclass
+class ContactTimers:
+    """Per-body contact timers of one contact group (Isaac Lab contact-sensor semantics), each [N, B] in seconds.
+
+    Advanced once per control step by ``rwmspec_runtime.terms.contact_timers.advance`` from the binary contacts,
+    by the real backend and by the imagination env alike.
+    """
+
+    current_air_time: torch.Tensor  #: time since the body left contact (0 while in contact)
+    current_contact_time: torch.Tensor  #: time since the body touched down (0 while in the air)
+    last_air_time: torch.Tensor  #: duration of the last completed flight phase
+    last_contact_time: torch.Tensor  #: duration of the last completed stance phase
+
+
+@dataclass
 class StateView:
     """Batched state of N envs. Shapes: N envs, J joints, A action dims, B_g bodies of contact group g."""
 
@@ -31,7 +45,9 @@ class StateView:
     dt: float  #: control period (s)
     #: [J, 2] soft joint position limits (rad); None when the robot has none
     soft_joint_pos_limits: torch.Tensor | None = None
-    #: [N, 3] body-frame gravity-free extras a plugin may need; unused by the built-in terms
+    #: group -> contact timers, advanced with this step's contacts (feet_air_time reads them)
+    contact_timers: dict[str, ContactTimers] = field(default_factory=dict)
+    #: further named quantities a third-party term may need; unused by the built-in terms
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
