@@ -45,6 +45,10 @@ class StateView:
     dt: float  #: control period (s)
     #: [J, 2] soft joint position limits (rad); None when the robot has none
     soft_joint_pos_limits: torch.Tensor | None = None
+    #: [N] steps elapsed in the current episode, counting this step (time_out reads it)
+    episode_length: torch.Tensor | None = None
+    #: episode length in steps at which an episode is truncated
+    max_episode_length: int | None = None
     #: group -> contact timers, advanced with this step's contacts (feet_air_time reads them)
     contact_timers: dict[str, ContactTimers] = field(default_factory=dict)
     #: further named quantities a third-party term may need; unused by the built-in terms

@@ -1,0 +1,65 @@
+"""Backend plugin ``embedded``: MuJoCo's C engine on CPU threads, N envs stepped in one batch per control step.
+
+Only light imports here: the compile step and the env live in ``compile.py`` and ``env.py`` and are referenced by
+``"module:attr"`` strings, so `rwmspec validate` never imports mujoco or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from rwmspec import hookimpl
+from rwmspec.spec.model import doc
+from rwmspec.types import BackendDef
+
+
+@attrs.define(kw_only=True)
+class EmbeddedOptions:
+    """``[backend.options]`` of the embedded backend."""
+
+    num_threads: int = doc("Physics worker threads of the `mujoco.rollout` pool; 0 uses every CPU core this process "
+                           "may run on.", 0)
+    chunk_size: int = doc("Envs per thread-pool task; 0 picks `ceil(num_envs / (4 * num_threads))` (large chunks "
+                          "keep the pool's scheduling cost low, 4 per thread balance uneven contact loads).", 0)
+    actuator_model: Literal["dc_motor", "pd"] = doc(
+        "`dc_motor`: Isaac Lab's DC-motor PD, computed in NumPy at every physics substep (PD torque clipped to the "
+        "torque-speed line of the saturation effort and velocity limit, then to the effort limit). `pd`: the PD "
+        "runs inside MuJoCo as an affine-bias actuator with a static effort limit, one `rollout` call per control "
+        "step; faster, but without the torque-speed limit.", "dc_motor")
+    solver_iterations: int | None = doc("Override of the MJCF's `<option iterations>` (constraint solver "
+                                        "iterations); unset keeps the model's value.", None)
+    ls_iterations: int | None = doc("Override of the MJCF's `<option ls_iterations>` (line-search iterations); "
+                                    "unset keeps the model's value.", None)
+    contact_history: int = doc("Physics substeps over which a body's contact force maximum is taken before the "
+                               "threshold test (Isaac Lab's contact sensor `history_length`); at most the "
+                               "decimation.", 3)
+
+    def check(self):
+        """Yields ``(field, problem)`` for well-typed but invalid values."""
+        if self.num_threads < 0:
+            yield "num_threads", f"must be >= 0 (0 = all cores), got {self.num_threads}"
+        if self.chunk_size < 0:
+            yield "chunk_size", f"must be >= 0 (0 = automatic), got {self.chunk_size}"
+        for name in ("solver_iterations", "ls_iterations"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                yield name, f"must be >= 1 when set, got {value}"
+        if self.contact_history < 1:
+            yield "contact_history", f"must be >= 1, got {self.contact_history}"
+
+
+EMBEDDED = BackendDef(
+    name="embedded",
+    description="MuJoCo (C engine) on CPU threads via mujoco.rollout; MDP logic vectorised in torch. Runs anywhere.",
+    compile="rwmspec_plugins.embedded.compile:compile_embedded",
+    make_env="rwmspec_plugins.embedded.env:make_embedded_env",
+    options_type=EmbeddedOptions,
+    requires=("mujoco", "torch"),
+)
+
+
+@hookimpl
+def rwmspec_backends():
+    yield EMBEDDED

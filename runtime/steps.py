@@ -1,0 +1,179 @@
+"""Runner steps: what one training iteration does, as data.
+
+A stage's plan lists its steps (``plan.steps``, e.g. ``("collect", "update_policy")`` for ``init``). The runner
+looks each name up in ``STEP_TABLE`` (name -> ``"module:Class"``, imported on first use), builds one object per
+step with ``Class(runner)`` and calls ``step.run(ctx)`` in plan order every iteration. Adding a step is adding a
+table entry (``register_step``), never subclassing the runner.
+
+A step object:
+
+- ``__init__(runner)``: may read ``runner.plan``, ``runner.env``, ``runner.alg`` (rsl-rl-lib PPO),
+  ``runner.device``, ``runner.episodes``, ``runner.references`` (resolved run references, e.g.
+  ``{"world_model_from": Path}``) and keep what it needs.
+- ``run(ctx)``: does its work for iteration ``ctx.iteration``; writes scalar metrics (TensorBoard tags) into
+  ``ctx.metrics``; reads what earlier steps left in ``ctx`` (``ctx.rollout`` from ``collect``, ``ctx.scratch``).
+- ``state_dict()`` / ``load_state_dict(checkpoint)``: extra top-level checkpoint entries the step owns (e.g.
+  ``world_model_state_dict``); the runner merges them into every checkpoint and hands the whole checkpoint back on
+  resume.
+- ``timing``: ``"collection"`` or ``"learning"``, the bucket its wall time is reported in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from tensordict import TensorDict
+
+from rwmspec.manager import resolve
+from rwmspec_runtime.errors import runtime_error
+
+if TYPE_CHECKING:
+    from rwmspec_runtime.runner import Runner
+
+
+@dataclass
+class EnvTransition:
+    """One real env step of all N envs, as the env returned it (tensors on the learning device)."""
+
+    obs: TensorDict  #: observations the action was computed from, batch [N]
+    actions: torch.Tensor  #: [N, A]
+    next_obs: TensorDict  #: observations after the step (already reset where ``dones``), batch [N]
+    rewards: torch.Tensor  #: [N]
+    dones: torch.Tensor  #: [N] terminated or timed out
+    extras: dict[str, Any]  #: the env's extras (``time_outs``, ``log``, ``terminal_observations`` ...)
+
+
+@dataclass
+class IterationContext:
+    """What the steps of one iteration share."""
+
+    iteration: int  #: 0-based index of the iteration being run
+    metrics: dict[str, float] = field(default_factory=dict)  #: tag -> value, logged after the last step
+    rollout: list[EnvTransition] = field(default_factory=list)  #: real transitions gathered by ``collect``
+    scratch: dict[str, Any] = field(default_factory=dict)  #: free-form hand-over between steps
+
+
+class Step:
+    """Base of runner steps (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    timing: ClassVar[str] = "learning"
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def run(self, ctx: IterationContext) -> None:
+        raise NotImplementedError(f"step {type(self).__name__} must implement run(ctx)")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Top-level checkpoint entries this step owns; none by default."""
+        return {}
+
+    def load_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
+        """Restore from a whole checkpoint dict; steps without state ignore it."""
+        return None
+
+
+class NonFiniteError(RuntimeError):
+    """Raised inside the rollout; the runner turns it into an RWM506 diagnostic."""
+
+
+def check_finite(obs: TensorDict, rewards: torch.Tensor) -> None:
+    for group, tensor in obs.items():
+        if not torch.isfinite(tensor).all():
+            raise NonFiniteError(f"observation group '{group}' returned by the env contains NaN or inf values")
+    if not torch.isfinite(rewards).all():
+        raise NonFiniteError("the rewards returned by the env contain NaN or inf values")
+
+
+class CollectRollout(Step):
+    """Real rollout of ``ppo.num_steps_per_env`` steps with the current stochastic policy.
+
+    When the policy learns from real data (no ``imagine`` step in the plan) each step goes into PPO's rollout storage
+    and the returns are computed at the end; otherwise the policy only acts. Every transition is kept in
+    ``ctx.rollout`` for later steps (``store_transitions``).
+    """
+
+    name = "collect"
+    timing = "collection"
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(runner)
+        self.num_steps = runner.plan.ppo.num_steps_per_env
+        self.feeds_policy = "imagine" not in runner.plan.steps
+        self.check_nan = runner.plan.runner.check_for_nan
+
+    def run(self, ctx: IterationContext) -> None:
+        runner, alg, env = self.runner, self.runner.alg, self.runner.env
+        obs = runner.obs
+        step_rewards = []
+        with torch.inference_mode():
+            for _ in range(self.num_steps):
+                if self.feeds_policy:
+                    actions = alg.act(obs)
+                else:
+                    actions = alg.actor(obs, stochastic_output=True)
+                next_obs, rewards, dones, extras = env.step(actions.to(env.device))
+                if self.check_nan:
+                    check_finite(next_obs, rewards)
+                next_obs, rewards, dones = next_obs.to(runner.device), rewards.to(runner.device), dones.to(runner.device)
+                if self.feeds_policy:
+                    alg.process_env_step(next_obs, rewards, dones, extras)
+                runner.episodes.record(rewards, dones, extras)
+                ctx.rollout.append(EnvTransition(obs, actions, next_obs, rewards, dones, extras))
+                step_rewards.append(rewards.mean())
+                obs = next_obs
+            if self.feeds_policy:
+                alg.compute_returns(obs)
+        runner.obs = obs
+        ctx.metrics["Train/mean_step_reward"] = torch.stack(step_rewards).mean().item()
+
+
+class UpdatePolicy(Step):
+    """PPO update on the rollout storage (epochs x mini-batches); logs losses, learning rate and action std."""
+
+    name = "update_policy"
+
+    def run(self, ctx: IterationContext) -> None:
+        alg = self.runner.alg
+        losses = alg.update()
+        for key, value in losses.items():
+            if self.runner.plan.runner.check_for_nan and not torch.isfinite(torch.tensor(value)):
+                raise NonFiniteError(f"the PPO {key} loss is {value}")
+            ctx.metrics[f"Loss/{key}"] = float(value)
+        ctx.metrics["Loss/learning_rate"] = float(alg.learning_rate)
+        ctx.metrics["Policy/mean_std"] = alg.get_policy().output_std.mean().item()
+
+
+#: step name -> ``"module:Class"``; the world-model steps add ``store_transitions``, ``update_world_model``,
+#: ``imagine`` here.
+STEP_TABLE: dict[str, str | type[Step]] = {
+    "collect": "rwmspec_runtime.steps:CollectRollout",
+    "update_policy": "rwmspec_runtime.steps:UpdatePolicy",
+}
+
+
+def register_step(name: str, step: str | type[Step]) -> None:
+    """Make ``name`` available to plans: ``step`` is a Step class or its ``"module:Class"`` reference."""
+    STEP_TABLE[name] = step
+
+
+def build_steps(names: tuple[str, ...] | list[str], runner: Runner) -> list[Step]:
+    """One step object per name, in order; a name without a table entry is an RWM508 error listing the known ones."""
+    unknown = [n for n in names if n not in STEP_TABLE]
+    if unknown:
+        known = ", ".join(sorted(STEP_TABLE))
+        stage = runner.plan.experiment.stage
+        raise runtime_error(
+            "RWM508", f"the plan of stage '{stage}' runs step(s) {', '.join(map(repr, unknown))} that this runtime "
+            f"does not provide (available steps: {known})", file=runner.plan.spec_file,
+            hint="update rwmspec, or install the package that registers these steps")
+    steps = []
+    for name in names:
+        entry = STEP_TABLE[name]
+        cls = resolve(entry) if isinstance(entry, str) else entry
+        steps.append(cls(runner))
+    return steps

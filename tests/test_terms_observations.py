@@ -1,0 +1,119 @@
+"""Observation term functions: values, shapes, and that they read nothing but the declared view fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import numpy as np
+import pytest
+import torch
+from rwmspec_runtime.terms import observations as obs
+from rwmspec_runtime.terms.registry import compute_observation_group
+from rwmspec_runtime.terms.state import StateView
+
+from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan
+
+N, J = 5, 12
+
+
+def make_view(seed: int = 0) -> StateView:
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g)
+
+    return StateView(base_lin_vel=r(N, 3), base_ang_vel=r(N, 3), projected_gravity=r(N, 3), joint_pos=r(N, J),
+                     joint_vel=r(N, J), joint_torque=r(N, J), prev_joint_vel=r(N, J), default_joint_pos=r(J),
+                     contacts={"feet": torch.rand(N, 4, generator=g) > 0.5,
+                               "thighs": torch.rand(N, 4, generator=g) > 0.5},
+                     command=r(N, 3), action=r(N, J), prev_action=r(N, J), dt=0.02)
+
+
+OBS_CALLS = [
+    (obs.base_lin_vel, {}, 3, "base_lin_vel"), (obs.base_ang_vel, {}, 3, "base_ang_vel"),
+    (obs.projected_gravity, {}, 3, "projected_gravity"),
+    (obs.generated_commands, {"command_name": "base_velocity"}, 3, "command"),
+    (obs.joint_vel_rel, {}, J, "joint_vel"), (obs.joint_effort, {}, J, "joint_torque"),
+    (obs.last_action, {}, J, "action"),
+]
+
+
+@pytest.mark.parametrize("fn,kwargs,dim,field", OBS_CALLS, ids=[c[0].__name__ for c in OBS_CALLS])
+def test_direct_terms_return_their_field(fn, kwargs, dim, field):
+    v = make_view(1)
+    out = fn(v, **kwargs)
+    assert out.shape == (N, dim) and out.dtype == torch.float32
+    np.testing.assert_array_equal(out.numpy(), getattr(v, field).numpy())
+
+
+def test_last_action_is_this_steps_action_not_the_previous_one():
+    v = make_view(2)
+    assert torch.equal(obs.last_action(v), v.action) and not torch.equal(obs.last_action(v), v.prev_action)
+
+
+def test_joint_pos_rel_subtracts_default_pose():
+    v = make_view(3)
+    expected = v.joint_pos.numpy().astype(np.float64) - v.default_joint_pos.numpy()[None, :]
+    np.testing.assert_allclose(obs.joint_pos_rel(v).numpy(), expected, rtol=1e-6, atol=1e-6)
+    per_env_default = dataclasses.replace(v, default_joint_pos=v.default_joint_pos.expand(N, J).clone())
+    torch.testing.assert_close(obs.joint_pos_rel(per_env_default), obs.joint_pos_rel(v))
+
+
+def test_body_contact_is_float_flags_of_the_group():
+    v = make_view(4)
+    out = obs.body_contact(v, bodies="thighs", threshold=1.0)
+    assert out.shape == (N, 4) and out.dtype == torch.float32
+    np.testing.assert_array_equal(out.numpy(), v.contacts["thighs"].numpy().astype(np.float32))
+    assert set(np.unique(obs.body_contact(v, bodies="feet").numpy())) <= {0.0, 1.0}
+    with pytest.raises(KeyError, match="contact group 'knees' .*'feet', 'thighs'"):
+        obs.body_contact(v, bodies="knees")
+
+
+ALL_CALLS = [(fn, kw) for fn, kw, _, _ in OBS_CALLS] + [(obs.joint_pos_rel, {}),
+                                                         (obs.body_contact, {"bodies": "feet", "threshold": 1.0})]
+EXPECTED_READS = {
+    "base_lin_vel": {"base_lin_vel"}, "base_ang_vel": {"base_ang_vel"}, "projected_gravity": {"projected_gravity"},
+    "generated_commands": {"command"}, "joint_pos_rel": {"joint_pos", "default_joint_pos"},
+    "joint_vel_rel": {"joint_vel"}, "joint_effort": {"joint_torque"}, "last_action": {"action"},
+    "body_contact": {"contacts"},
+}
+
+
+class RecordingView(StateView):
+    """A StateView that records every attribute read."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("__"):
+            object.__getattribute__(self, "__dict__").setdefault("_reads", set()).add(name)
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("fn,kwargs", ALL_CALLS, ids=[fn.__name__ for fn, _ in ALL_CALLS])
+def test_observations_read_only_declared_fields_and_no_hidden_state(fn, kwargs):
+    v = make_view(5)
+    values = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+    rec = RecordingView(**values)
+    fn(rec, **kwargs)
+    reads = rec.__dict__["_reads"] - {"_reads"}
+    assert reads <= {f.name for f in dataclasses.fields(StateView)}
+    assert reads == EXPECTED_READS[fn.__name__]
+    torch.testing.assert_close(fn(types.SimpleNamespace(**values), **kwargs), fn(v, **kwargs))
+
+
+def test_compute_observation_group_concatenates_in_plan_order_and_checks_widths():
+    v = make_view(6)
+    terms = (ObservationTermPlan(name="lin", kind="base_lin_vel", dim=3, start=0),
+             ObservationTermPlan(name="q", kind="joint_pos_rel", dim=J, start=3),
+             ObservationTermPlan(name="feet", kind="body_contact", params={"bodies": "feet", "threshold": 1.0},
+                                 dim=4, start=3 + J))
+    group = ObservationGroupPlan(name="g", terms=terms, dim=3 + J + 4)
+    fns = {"lin": obs.base_lin_vel, "q": obs.joint_pos_rel, "feet": obs.body_contact}
+    out = compute_observation_group(v, group, fns)
+    assert out.shape == (N, group.dim)
+    torch.testing.assert_close(out[:, group.slice("q")], obs.joint_pos_rel(v))
+    torch.testing.assert_close(out[:, group.slice("feet")], v.contacts["feet"].float())
+    wrong = ObservationGroupPlan(name="g", terms=(ObservationTermPlan(name="lin", kind="base_lin_vel", dim=4,
+                                                                      start=0),), dim=4)
+    with pytest.raises(ValueError, match="term 'lin' .* returned shape \\(5, 3\\), but the plan gives it 4"):
+        compute_observation_group(v, wrong, fns)
