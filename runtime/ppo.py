@@ -16,7 +16,6 @@ import torch  # noqa: E402
 from rsl_rl.algorithms import PPO  # noqa: E402
 from rsl_rl.models import MLPModel  # noqa: E402
 from rsl_rl.storage import RolloutStorage  # noqa: E402
-from rsl_rl.utils import resolve_obs_groups  # noqa: E402
 from tensordict import TensorDict  # noqa: E402
 
 from rwmspec.plan import Plan  # noqa: E402
@@ -81,7 +80,12 @@ def build_ppo(plan: Plan, obs: TensorDict, num_envs: int, num_actions: int, devi
     """
     if num_actions != plan.action_dim:
         raise ValueError(f"the env has {num_actions} action dims but the plan's action terms need {plan.action_dim}")
-    groups = resolve_obs_groups(obs, obs_groups(plan), ["actor", "critic"])
+    groups = obs_groups(plan)
+    for model, names in groups.items():
+        missing = [g for g in names if g not in obs]
+        if missing:
+            raise ValueError(f"the {model} reads observation group(s) {missing} that the env does not provide "
+                             f"(env groups: {sorted(obs.keys())})")
     actor = MLPModel(obs, groups, "actor", num_actions, **_without_class_name(actor_cfg(plan)))
     critic = MLPModel(obs, groups, "critic", 1, **_without_class_name(critic_cfg(plan)))
     storage = RolloutStorage("rl", num_envs, plan.ppo.num_steps_per_env, obs, [num_actions], device)

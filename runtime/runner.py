@@ -31,23 +31,6 @@ from rwmspec_runtime.steps import IterationContext, NonFiniteError, build_steps
 RESERVED_KEYS = frozenset(checkpoints.RSL_RL_KEYS) | {"rwmspec"}
 
 
-def resume_fingerprint(plan_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a plan (as a dict) that must be equal to continue a run.
-
-    Left out: how long to train and how often to save (``runner.max_iterations``, ``runner.save_interval``), where
-    to log (``logging``), the learning device, and the spec file's path.
-    """
-    import json
-
-    data = json.loads(json.dumps(plan_dict, default=str))  # tuples -> lists, as stored in plan.json
-    data.pop("logging", None)
-    data.pop("spec_file", None)
-    data.get("runner", {}).pop("max_iterations", None)
-    data.get("runner", {}).pop("save_interval", None)
-    data.get("sim", {}).pop("device", None)
-    return data
-
-
 class Runner:
     """Trains one plan in one env, writing into one run directory."""
 

@@ -112,10 +112,8 @@ class CollectRollout(Step):
         step_rewards = []
         with torch.inference_mode():
             for _ in range(self.num_steps):
-                if self.feeds_policy:
-                    actions = alg.act(obs)
-                else:
-                    actions = alg.actor(obs, stochastic_output=True)
+                # alg.act also records value and log-prob for PPO; acting alone needs only the actor
+                actions = alg.act(obs) if self.feeds_policy else alg.actor(obs, stochastic_output=True)
                 next_obs, rewards, dones, extras = env.step(actions.to(env.device))
                 if self.check_nan:
                     check_finite(next_obs, rewards)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import math
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from rwmspec.diagnostics import Diagnostic, SpecError
+from rwmspec.diagnostics import Diagnostic, SpecError, dotted
 from rwmspec.manager import Registry, resolve
 from rwmspec.plan import (
     STAGE_STEPS,
@@ -92,11 +93,14 @@ _CONVERTER = _params_converter()
 def _structure_errors(exc: BaseException, path: Path_) -> Iterator[tuple[Path_, str]]:
     """Flatten a cattrs exception tree into ``(key path, message)`` pairs."""
     if isinstance(exc, ClassValidationError | IterableValidationError):
-        for sub, note in exc.group_exceptions():
+        with_notes, without_notes = exc.group_exceptions()
+        for sub, note in with_notes:
             step = getattr(note, "name", None)
             if step is None:
                 step = getattr(note, "index", None)
             yield from _structure_errors(sub, path if step is None else (*path, step))
+        for sub in without_notes:
+            yield from _structure_errors(sub, path)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
             yield (*path, key), "unknown parameter"
@@ -120,7 +124,17 @@ def _params_doc(params_type: type, name: str) -> str:
 
 
 def _fmt(path: Path_) -> str:
-    return ".".join(str(p) for p in path)
+    return dotted(path)
+
+
+def _explain(params_type: type, path: Path_, problem: str) -> str:
+    """cattrs' wording, rephrased for the two cases users meet most: choices and [low, high] pairs."""
+    hint = typing.get_type_hints(params_type).get(path[0]) if len(path) == 1 else None
+    if typing.get_origin(hint) is typing.Literal:
+        return f"must be one of {', '.join(repr(c) for c in typing.get_args(hint))}"
+    if problem.startswith(("Too many values", "Not enough values")):
+        return "expected a pair [low, high] of numbers"
+    return problem
 
 
 @attrs.frozen
@@ -196,7 +210,8 @@ class _PlanCompiler:
                         message = (f"{kind.category} kind '{kind.name}' needs parameter '{key}': "
                                    f"{_params_doc(ptype, key)}")
                     else:
-                        message = f"parameter '{_fmt(sub_path)}' of {kind.category} kind '{kind.name}': {problem}"
+                        message = (f"parameter '{dotted(sub_path)}' of {kind.category} kind '{kind.name}': "
+                                   f"{_explain(ptype, sub_path, problem)}")
                     self.error("RWM204", message, (*path, *sub_path))
                 return None, {}
         ok = True

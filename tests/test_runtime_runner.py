@@ -38,6 +38,7 @@ from rwmspec.spec.model import (  # noqa: E402
 )
 from rwmspec_runtime import checkpoints  # noqa: E402
 from rwmspec_runtime.runner import Runner  # noqa: E402
+from rwmspec_runtime.seeding import seed_everything  # noqa: E402
 from rwmspec_runtime.steps import STEP_TABLE, Step, register_step  # noqa: E402
 
 POLICY_DIM, CRITIC_DIM, ACTIONS = 6, 8, 3
@@ -109,7 +110,9 @@ class DummyEnv:
 
 
 def train(tmp_path: Path, plan: Plan | None = None, env: DummyEnv | None = None, **kw) -> Runner:
+    """Seed, make the env, train: the order `rwmspec run` uses."""
     plan = plan or make_plan()
+    seed_everything(plan.experiment.seed)
     runner = Runner(plan, env or DummyEnv(plan.sim.num_envs), tmp_path, device="cpu", log=lambda _: None, **kw)
     runner.learn()
     return runner
@@ -217,7 +220,7 @@ def test_registered_step_runs_in_plan_order_and_owns_checkpoint_state(tmp_path, 
     assert resumed.steps[1].seen == 24 and resumed.iteration == 3
 
 
-def test_policy_acts_without_filling_storage_when_the_plan_imagines(tmp_path, counting_step):
+def test_policy_acts_without_filling_storage_when_the_plan_imagines(tmp_path):
     """With an ``imagine`` step the real rollout only acts; PPO storage stays empty for the imagination step."""
 
     class _Imagine(Step):

@@ -17,9 +17,12 @@ from typing import Any
 import torch
 from isaaclab.managers import SceneEntityCfg
 
+#: The whole robot (every joint); Isaac Lab resolves entity names to ids only for params given in the term config.
+ROBOT_ENTITY = SceneEntityCfg("robot")
+
 
 def stand_still(env: Any, command_name: str = "base_velocity", threshold: float = 0.05,
-                asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:
+                asset_cfg: SceneEntityCfg = ROBOT_ENTITY) -> torch.Tensor:
     """Deviation from the default pose while the robot is told to stand, ``[N]``.
 
     ``sum_j |q_j - q0_j|`` over the entity's joints, counted only where the full command norm ``||c||`` is below

@@ -1,0 +1,160 @@
+"""N MuJoCo worlds stepped together: one ``mujoco.rollout`` call per control step, all states in one array.
+
+The state of every env lives in ``state`` (``[N, nstate]`` float64, MuJoCo's full physics state: time, qpos,
+qvel, ...). A control step hands that array, the actuator targets held over ``decimation`` substeps and the per-env
+models to a persistent ``mujoco.rollout.Rollout`` thread pool; the C threads release the GIL, step every env and
+write the trajectory and the sensor values of each substep into preallocated buffers. The PD (and DC-motor) law
+runs inside MuJoCo's actuators at every substep, so Python never touches an individual env.
+
+``rollout`` starts each call from the given states with a zero solver warm start; results do not depend on which
+thread stepped which env, so a seed gives the same numbers for any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from rwmspec_plugins.embedded import rotations
+from rwmspec_plugins.embedded.model import STATE_SPEC, ModelIndex
+
+CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL.value
+#: Envs per thread-pool task for ``chunk_size = 0``: this many tasks per thread balance uneven contact loads.
+TASKS_PER_THREAD = 4
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_threads(num_threads: int) -> int:
+    return num_threads if num_threads > 0 else available_cores()
+
+
+def resolve_chunk_size(num_envs: int, threads: int, chunk_size: int) -> int:
+    if chunk_size > 0:
+        return chunk_size
+    return max(1, math.ceil(num_envs / (TASKS_PER_THREAD * threads)))
+
+
+class BatchedPhysics:
+    """Physics of ``N = len(models)`` envs; ``models`` are compatible MjModels (one per env, possibly shared)."""
+
+    def __init__(self, models: Sequence[mujoco.MjModel], index: ModelIndex, *, decimation: int,
+                 num_threads: int = 0, chunk_size: int = 0, contact_history: int = 1) -> None:
+        if decimation < 1:
+            raise ValueError(f"decimation must be >= 1, got {decimation}")
+        self.models = list(models)
+        self.index = index
+        self.num_envs = len(self.models)
+        self.decimation = decimation
+        self.physics_dt = float(self.models[0].opt.timestep)
+        self.threads = resolve_threads(num_threads)
+        self.chunk_size = resolve_chunk_size(self.num_envs, self.threads, chunk_size)
+        #: substeps whose contact forces count (Isaac Lab's contact-sensor history), at most one control step
+        self.contact_history = max(1, min(contact_history, decimation))
+        # one MjData per worker thread; a pool of 0 threads steps on the calling thread
+        self._pool = rollout.Rollout(nthread=self.threads if self.threads > 1 else 0)
+        self._datas = [mujoco.MjData(self.models[0]) for _ in range(self.threads)]
+        n, nstate = self.num_envs, index.nstate
+        self.state = np.zeros((n, nstate))
+        self._trajectory = np.zeros((n, decimation, nstate))
+        #: sensor values after each substep of the last control step, ``[N, decimation, nsensordata]``
+        self.sensordata = np.zeros((n, decimation, index.nsensordata))
+        self._control = np.zeros((n, decimation, index.nu))
+
+    def close(self) -> None:
+        """Stop the worker threads (also done when the object is garbage collected)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # stepping
+    # ---------------------------------------------------------------------------------------------------------------
+    def step(self, targets: np.ndarray) -> np.ndarray:
+        """Advance all envs by one control step with joint targets ``[N, J]`` (plan joint order).
+
+        :return: ``[N]`` bool, envs whose simulation went unstable (MuJoCo reset them to the model's default
+            state mid-step); the caller must reset them.
+        """
+        if self._pool is None:
+            raise RuntimeError("the physics pool was closed")
+        self._control[:, :, self.index.actuator] = targets[:, None, :]
+        start_time = self.state[:, 0].copy()
+        self._pool.rollout(self.models, self._datas, self.state, self._control, control_spec=CONTROL_SPEC,
+                           skip_checks=True, nstep=self.decimation, state=self._trajectory,
+                           sensordata=self.sensordata, chunk_size=self.chunk_size)
+        self.state[:] = self._trajectory[:, -1]
+        # an unstable env is reset by mj_step (time restarts at 0) and its rollout stops advancing
+        expected = start_time + (self.decimation - 0.5) * self.physics_dt
+        return ~(self.state[:, 0] > expected) | ~np.isfinite(self.state).all(axis=1)
+
+    def clear_sensors(self, mask: np.ndarray) -> None:
+        """Zero the sensor values of the envs in ``mask`` (a reset env has no torques or contact forces yet)."""
+        self.sensordata[mask] = 0.0
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # read-out, all ``[N, ...]`` float64 views or new arrays
+    # ---------------------------------------------------------------------------------------------------------------
+    @property
+    def base_quat(self) -> np.ndarray:
+        return self.state[:, self.index.base_quat]
+
+    def base_lin_vel_b(self) -> np.ndarray:
+        """Base linear velocity in the base frame, ``[N, 3]``."""
+        return rotations.rotate_inverse(self.base_quat, self.state[:, self.index.base_lin_vel])
+
+    def base_ang_vel_b(self) -> np.ndarray:
+        """Base angular velocity in the base frame (a free joint's angular velocity is body-frame), ``[N, 3]``."""
+        return self.state[:, self.index.base_ang_vel]
+
+    def projected_gravity(self) -> np.ndarray:
+        """Unit gravity direction in the base frame, ``[N, 3]``."""
+        down = np.zeros((self.num_envs, 3))
+        down[:, 2] = -1.0
+        return rotations.rotate_inverse(self.base_quat, down)
+
+    def heading(self) -> np.ndarray:
+        """Yaw of the base's forward axis (rad), ``[N]``."""
+        return rotations.heading(self.base_quat)
+
+    def joint_pos(self) -> np.ndarray:
+        return self.state[:, self.index.joint_pos]
+
+    def joint_vel(self) -> np.ndarray:
+        return self.state[:, self.index.joint_vel]
+
+    def joint_torque(self) -> np.ndarray:
+        """Joint torque the actuators applied in the last substep, ``[N, J]``."""
+        return self.sensordata[:, -1, self.index.joint_torque]
+
+    def contact_force_norm(self, group: str) -> np.ndarray:
+        """Largest net contact force norm of each body of ``group`` over the contact history, ``[N, B]``."""
+        cols = self.index.contact_force[group]
+        forces = self.sensordata[:, -self.contact_history:, cols]  # [N, H, B, 3]
+        return np.sqrt(np.sum(np.square(forces), axis=-1)).max(axis=1)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # writing states (resets, pushes)
+    # ---------------------------------------------------------------------------------------------------------------
+    def set_root_velocity_w(self, mask: np.ndarray, lin_vel_w: np.ndarray, ang_vel_w: np.ndarray) -> None:
+        """Set the base velocity of the envs in ``mask`` from world-frame linear and angular velocities."""
+        quat = self.state[mask][:, self.index.base_quat]
+        self.state[np.ix_(mask, self.index.base_lin_vel)] = lin_vel_w
+        self.state[np.ix_(mask, self.index.base_ang_vel)] = rotations.rotate_inverse(quat, ang_vel_w)
+
+    def root_velocity_w(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame linear and angular base velocities of the envs in ``mask``, each ``[M, 3]``."""
+        rows = self.state[mask]
+        return rows[:, self.index.base_lin_vel], rotations.rotate(rows[:, self.index.base_quat],
+                                                                  rows[:, self.index.base_ang_vel])
