@@ -93,7 +93,7 @@ def compile_spec(spec: Path, overlays: Sequence[Path] = (), sets: Sequence[str] 
     result = api.load_and_compile(spec, overlays=list(overlays), sets=list(sets))
     if result.plan is None or any(d.severity == "error" for d in result.diagnostics):
         raise SpecError(result.diagnostics)
-    return result.plan, api.resolved_toml(result)
+    return result.plan, api.resolved_toml(result.spec)
 
 
 def make_env(plan: Plan, registry: Registry, *, device: str, num_envs: int | None = None):

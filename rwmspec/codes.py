@@ -276,6 +276,36 @@ CODES: dict[str, Code] = {
         "finetune spec adds a term to system_state after pretraining",
         "Use the same system_* groups, world-model sizes and timing as the run that trained the model.",
     ),
+    "RWM505": Code(
+        "Run cannot be resumed",
+        "A resume was asked for, but the run was trained from a different plan, or no run of the spec exists, or "
+        "the run was named twice.",
+        "Continuing a run with other settings would mix two experiments in one set of checkpoints and curves.",
+        "rwmspec run specs/anymal_d_init.toml --resume latest   # after editing the spec's rewards",
+        "Start a new run (drop `--resume`), or resume with the spec and overlays the run started with.",
+    ),
+    "RWM506": Code(
+        "Training produced NaN or infinite values",
+        "An observation, reward or loss became NaN or infinite during training (`runner.check_for_nan`).",
+        "Once a NaN reaches the weights every later update is NaN; stopping early keeps the last good checkpoint.",
+        "[ppo]\nlearning_rate = 10.0",
+        "Lower the learning rates, check observation scales and normalizers, or resume from an earlier checkpoint.",
+    ),
+    "RWM507": Code(
+        "Backend cannot do what the command needs",
+        "The chosen backend lacks a capability the command uses (e.g. headless video rendering, per-step reward "
+        "terms).",
+        "Backends differ in what they can render or report.",
+        "rwmspec play RUN --video   # on a backend without offscreen rendering",
+        "Use a backend that supports the command (the message names it), or drop the option that needs it.",
+    ),
+    "RWM508": Code(
+        "Plan runs a step the runtime does not provide",
+        "The compiled plan lists a runner step this runtime has no implementation for.",
+        "Each runner iteration runs the plan's steps by name; an unknown step cannot run.",
+        "a plan compiled by a newer rwmspec whose stage adds a step",
+        "Use the rwmspec release that compiled the plan, or recompile the spec with this one.",
+    ),
 }
 
 

@@ -217,8 +217,9 @@ class _PlanCompiler:
         ok = True
         check = getattr(params, "check", None)
         for field, problem in (check() if check else ()):
-            self.error("RWM204", f"parameter '{field}' of {kind.category} kind '{kind.name}': {problem}",
-                       (*path, field))
+            where = (field,) if isinstance(field, str) else tuple(field)
+            self.error("RWM204", f"parameter '{dotted(where)}' of {kind.category} kind '{kind.name}': {problem}",
+                       (*path, *where))
             ok = False
         if not ok:
             return None, {}

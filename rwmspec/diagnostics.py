@@ -88,7 +88,8 @@ def has_errors(diags: Iterable[Diagnostic]) -> bool:
 
 
 def sort_key(d: Diagnostic) -> tuple:
-    return (d.file or "", d.line if d.line is not None else 0, d.col if d.col is not None else 0, d.code, d.path)
+    return (d.file or "", d.line if d.line is not None else 0, d.col if d.col is not None else 0, d.code,
+            d.dotted_path, d.message)
 
 
 def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -228,7 +229,7 @@ def render_full(d: Diagnostic, sources: Mapping[str, str], *, color: bool = Fals
         lines.append(f"{pad} {bar}")
     if d.hint:
         lines.append(f"{pad} {style('=', 'blue')} {style('help', 'bold')}: {d.hint}")
-    if d.origin:
+    if d.origin and d.file is not None:  # without a file, the location line already names the origin
         lines.append(f"{pad} {style('=', 'blue')} {style('note', 'bold')}: value from {d.origin}")
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ keep working.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from collections.abc import Iterable
@@ -123,9 +124,19 @@ def _register(pm, module, name, dist, version, infos, problems) -> None:
         problems.append(PluginProblem("RWM302", f"plugin '{name}' ({dist} {version}) is invalid: {exc}"))
         infos.append(PluginInfo(name, getattr(module, "__name__", str(module)), dist, version, error=str(exc)))
         return
-    hooks = tuple(sorted(h.name for h in pm.get_hookcallers(module) or ()))
-    infos.append(PluginInfo(name, getattr(module, "__name__", str(module)), dist, version, hooks=hooks))
+    callers = pm.get_hookcallers(module) or ()
+    known = sorted(h.name for h in callers if h.spec is not None)
+    for unknown in sorted(h.name for h in callers if h.spec is None):
+        # pluggy keeps implementations of hooks it has no spec for and never calls them: a typo would go unnoticed
+        close = difflib.get_close_matches(unknown, _HOOK_NAMES, n=1)
+        problems.append(PluginProblem(
+            "RWM302", f"plugin '{name}' ({dist} {version}) implements unknown hook {unknown}()"
+                      + (f"; did you mean {close[0]}()?" if close else ""),
+            f"hooks are listed in docs/plugins.md: {', '.join(_HOOK_NAMES)}"))
+    infos.append(PluginInfo(name, getattr(module, "__name__", str(module)), dist, version, hooks=tuple(known)))
 
+
+_HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("rwmspec_"))
 
 _HOOKS = (
     ("rwmspec_robots", "robots", RobotDef, lambda r: r.name, "robot"),
@@ -169,11 +180,18 @@ def build_registry(
                         "RWM305",
                         f"{label} {shown!r} is provided by two plugins: {registry.providers[(attr, key)]} "
                         f"and {provider}",
-                        f"disable one with RWMSPEC_DISABLE_PLUGINS=<entry point name>"))
+                        "disable one with RWMSPEC_DISABLE_PLUGINS=<entry point name>"))
                     continue
                 table[key] = record
                 registry.providers[(attr, key)] = provider
     return registry
+
+
+def problem_diagnostics(registry: Registry, severity: str = "error") -> list[Any]:
+    """The registry's plugin problems as diagnostics (no file: they belong to the installation, not a spec)."""
+    from rwmspec.diagnostics import Diagnostic
+
+    return [Diagnostic(p.code, p.message, hint=p.hint, severity=severity) for p in registry.problems]
 
 
 _cached: Registry | None = None

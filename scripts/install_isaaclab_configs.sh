@@ -41,10 +41,10 @@ else
     }
     torch_before="$("$PYTHON" -c 'import torch; print(torch.__version__)')"
     # The Isaac Lab wheel itself: every requirement dropped (it pins torch==2.11 and the whole simulator stack).
-    "$PYTHON" -m pip install --no-deps --ignore-requires-python isaaclab==3.0.0
+    "$PYTHON" -m pip install -q --no-deps --ignore-requires-python isaaclab==3.0.0
     # What importing isaaclab.utils / isaaclab.envs / isaaclab_tasks / isaaclab_rl needs. None of these pins torch;
     # hydra-core brings omegaconf and antlr4-python3-runtime 4.9.x (an sdist, built locally by pip).
-    "$PYTHON" -m pip install warp-lang==1.17.0 lazy_loader prettytable "gymnasium>=1.2" pyyaml hydra-core
+    "$PYTHON" -m pip install -q warp-lang==1.17.0 lazy_loader prettytable "gymnasium>=1.2" pyyaml hydra-core
     torch_after="$("$PYTHON" -c 'import torch; print(torch.__version__)')"
     if [ "$torch_before" != "$torch_after" ]; then
         echo "error: torch changed from $torch_before to $torch_after during the install" >&2

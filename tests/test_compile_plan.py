@@ -326,8 +326,8 @@ def test_semantic_param_checks(registry, spec_dir):
     plan, diags = compile_plan(spec, registry, spec_file=spec_dir / "this.toml")
     assert plan is None
     found = {(d.code, d.dotted_path): d for d in diags}
-    messages = [d.message for d in diags if d.dotted_path == "events.reset.pose_range"]
-    assert any("low <= high" in m for m in messages) and any("unknown axis 'yaw_rate'" in m for m in messages)
+    assert "low <= high" in found[("RWM204", "events.reset.pose_range.x")].message
+    assert "unknown axis 'yaw_rate'" in found[("RWM204", "events.reset.pose_range.yaw_rate")].message
     assert ("RWM204", "commands.base_velocity.heading") in found
     assert ("RWM204", "events.push_robot") in found  # interval event without interval_range_s
 

@@ -21,7 +21,7 @@ import numpy as np
 from mujoco import rollout
 
 from rwmspec_plugins.embedded import rotations
-from rwmspec_plugins.embedded.model import STATE_SPEC, ModelIndex
+from rwmspec_plugins.embedded.model import ModelIndex
 
 CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL.value
 #: Envs per thread-pool task for ``chunk_size = 0``: this many tasks per thread balance uneven contact loads.

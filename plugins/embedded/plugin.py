@@ -36,6 +36,10 @@ class EmbeddedOptions:
                                "threshold test (Isaac Lab's contact sensor `history_length`); at most the "
                                "decimation.", 3)
 
+    model_variants: int = doc("Distinct randomised MjModels when start-up events change the model: 0 gives every env "
+                              "its own (Isaac Lab semantics, about 170 kB each); K > 0 makes K variants shared "
+                              "round-robin, to save memory with many envs.", 0)
+
     def check(self):
         """Yields ``(field, problem)`` for well-typed but invalid values."""
         if self.num_threads < 0:
@@ -46,6 +50,8 @@ class EmbeddedOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 yield name, f"must be >= 1 when set, got {value}"
+        if self.model_variants < 0:
+            yield "model_variants", f"must be >= 0 (0 = one model per env), got {self.model_variants}"
         if self.contact_history < 1:
             yield "contact_history", f"must be >= 1, got {self.contact_history}"
 

@@ -64,19 +64,31 @@ def compile_plan_to_isaaclab(plan: Plan, registry: Registry) -> Artifacts:
 
 
 def backend_options(plan: Plan) -> Any:
-    """The plan's ``[backend.options]`` as ``IsaacLabOptions`` (defaults filled in)."""
+    """The plan's ``[backend.options]`` as ``IsaacLabOptions`` (defaults filled in).
+
+    A plan written for another backend (compiled here with ``compile_backend(plan, registry, "isaaclab")``) carries
+    that backend's options; they mean nothing here, so the isaaclab defaults apply.
+    """
     from rwmspec_plugins.isaaclab.plugin import IsaacLabOptions
 
+    if plan.sim.backend != "isaaclab":
+        return IsaacLabOptions()
     options = plan.sim.options
     if isinstance(options, IsaacLabOptions):
         return options
+    known = ", ".join(f.name for f in attrs.fields(IsaacLabOptions))
     try:
-        return cattrs.Converter(forbid_extra_keys=True).structure(dict(options or {}), IsaacLabOptions)
+        structured = cattrs.Converter(forbid_extra_keys=True).structure(dict(options or {}), IsaacLabOptions)
     except Exception as exc:  # validation normally catches this first; a hand-built plan may not have been validated
-        raise SpecError([Diagnostic(
-            "RWM402", f"backend.options do not fit the isaaclab backend: {exc}", path=("backend", "options"),
-            hint=f"options are {', '.join(f.name for f in attrs.fields(IsaacLabOptions))} (docs/isaaclab.md)",
-            file=plan.spec_file)]) from exc
+        messages = cattrs.transform_error(exc, path="backend.options")
+        raise SpecError([Diagnostic("RWM402", f"isaaclab backend: {message}", path=("backend", "options"),
+                                    hint=f"options are {known} (docs/isaaclab.md)", file=plan.spec_file)
+                         for message in messages]) from exc
+    problems = [Diagnostic("RWM402", f"backend.options.{key}: {problem}", path=("backend", "options", key),
+                           file=plan.spec_file) for key, problem in structured.check()]
+    if problems:
+        raise SpecError(problems)
+    return structured
 
 
 def yaml_dump(cfg: Any) -> str:

@@ -5,11 +5,13 @@ exactly these keyword arguments. Every field is documented (the docs feed `rwmsp
 
 Two optional methods give the compiler what it cannot read from the types alone:
 
-* ``check() -> Iterator[tuple[str, str]]`` yields ``(field, problem)`` for values that are well typed but wrong
-  (an empty range, an unknown axis). The compiler reports them as RWM204.
-* ``contact_groups() -> dict[str, float | None]`` maps each robot contact group the term reads to the contact force
-  threshold (N) it asks for, or ``None`` when it only reads the group's contact flags. The compiler checks that the
-  groups exist and that all terms agree on one threshold per group (RWM212).
+* ``check() -> Iterator[tuple[str | tuple[str, ...], str]]`` yields ``(field, problem)`` for values that are well
+  typed but wrong (an empty range, an unknown axis); ``field`` is a field name or a key path below the params
+  (``("pose_range", "yaw")``). The compiler reports them as RWM204.
+* ``contact_groups() -> dict[str, float | None]`` maps each robot contact group the term reads (named in the
+  ``bodies`` field) to the contact force threshold (N) it asks for (the ``threshold`` field), or ``None`` when it
+  only reads the group's contact flags. The compiler checks that the groups exist and that all terms agree on one
+  threshold per group (RWM212).
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def _range_problems(name: str, value: Range) -> Iterator[tuple[str, str]]:
         yield name, f"range must be [low, high] with low <= high (got [{low}, {high}]); swap the two values"
 
 
-def _axes_problems(name: str, value: dict[str, Range], axes: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+def _axes_problems(name: str, value: dict[str, Range], axes: tuple[str, ...]
+                   ) -> Iterator[tuple[tuple[str, str], str]]:
     for axis, rng in value.items():
         if axis not in axes:
-            yield name, f"unknown axis {axis!r}; axes are {', '.join(axes)} (a missing axis is not randomised)"
+            yield (name, axis), f"unknown axis {axis!r}; axes are {', '.join(axes)} (a missing axis is not randomised)"
         else:
             for _, problem in _range_problems(name, rng):
-                yield name, f"axis {axis!r}: {problem}"
+                yield (name, axis), problem
 
 
 def _positive(name: str, value: float) -> Iterator[tuple[str, str]]:

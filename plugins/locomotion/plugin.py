@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
-from rwmspec_plugins.locomotion import params as P
 
 from rwmspec import hookimpl
 from rwmspec.types import CheckDef, RobotDef, TermKind
+from rwmspec_plugins.locomotion import params as P
 
 _OBS = "rwmspec_runtime.terms.observations"
 _REW = "rwmspec_runtime.terms.rewards"
@@ -69,7 +69,7 @@ OBSERVATIONS = (
     _observation("joint_vel_rel", "Joint velocities relative to the default (zero) velocities (rad/s).",
                  _num_joints),
     _observation("joint_effort", "Applied joint torques (N m).", _num_joints),
-    _observation("last_action", "Raw policy action of the previous step (one value per action dimension).",
+    _observation("last_action", "The raw policy action most recently applied (one value per action dimension).",
                  _num_joints),
     _observation("generated_commands", "Current value of a command, e.g. (v_x, v_y, w_z) of a velocity command.",
                  3, P.GeneratedCommandsParams),

@@ -114,8 +114,10 @@ class NormalizerSpec:
 
 @attrs.define(kw_only=True)
 class ObservationTermSpec:
-    kind: str | None = doc("Observation kind (defaults to the table key). In `system_state` the kind names a "
-                           "state block of the robot.", None)
+    kind: str | None = doc("Observation kind (defaults to the table key). In `system_state` the term's table key "
+                           "names a state block of the robot (its normalizer statistics and plot labels) and the "
+                           "kind computes it, e.g. `[observations.system_state.terms.joint_pos]` with "
+                           "`kind = \"joint_pos_rel\"`.", None)
     noise: float | None = doc("Half-width of uniform noise U(-noise, noise) added when the group is corrupted.",
                               None)
     clip: tuple[float, float] | None = doc("Clip range applied after noise.", None)

@@ -32,7 +32,7 @@ import cattrs
 from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
-from rwmspec.diagnostics import Diagnostic
+from rwmspec.diagnostics import Diagnostic, dotted
 from rwmspec.spec.model import (
     ActionTermSpec,
     BackendSpec,
@@ -55,8 +55,6 @@ TERM_TABLES: dict[str, tuple[str, type]] = {
     "terminations": ("termination", TerminationTermSpec),
     "rewards": ("reward", RewardTermSpec),
 }
-#: in this observation group, a term's kind names a state block of the robot instead of an observation kind
-STATE_GROUP = "system_state"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -405,7 +403,9 @@ def errors_to_problems(exc: BaseException, base: Path = (), *, code_override: st
         elif isinstance(e, KeyError):
             name = path[-1] if path else str(e)
             doc = _field_doc(owner, str(name))
-            hint = f"add `{name} = ...`" + (f": {doc}" if doc else "")
+            is_table = owner is not None and attrs.has(owner) and name in attrs.fields_dict(owner) and \
+                attrs.has(_strip_optional(_hints(owner)[name]))
+            hint = (f"add a [{dotted(path)}] table" if is_table else f"add `{name} = ...`") + (f": {doc}" if doc else "")
             out.append(RawProblem(Diagnostic(code_override or "RWM102", f"missing required {what} '{name}'",
                                              path, hint=hint)))
         elif isinstance(e, Problem):
@@ -460,8 +460,8 @@ def structure_params(params: dict[str, Any], params_type: type | None, *, where:
     return conv.unstructure(obj), []
 
 
-def _prepare_term(table: dict[str, Any], name: str, path: Path, category: str, term_cls: type, registry: Any,
-                  *, state_group: bool) -> tuple[dict[str, Any], list[RawProblem]]:
+def _prepare_term(table: dict[str, Any], name: str, path: Path, category: str, term_cls: type, registry: Any
+                  ) -> tuple[dict[str, Any], list[RawProblem]]:
     common = set(attrs.fields_dict(term_cls)) - {"params"}
     explicit = table.get("params") if isinstance(table.get("params"), dict) else {}
     flat = {k: v for k, v in table.items() if k not in common and k != "params"}
@@ -478,23 +478,18 @@ def _prepare_term(table: dict[str, Any], name: str, path: Path, category: str, t
     out["kind"] = kind
     kind_path = (*path, "kind") if "kind" in table else path
     problems: list[RawProblem] = []
-    if state_group:
-        # state-block terms (checked against the robot in checks.py) have no params
-        _, problems = structure_params(params, None, where=where, term_path=path,
-                                       label=f"state block term '{name}'", code="RWM204", also=sorted(common))
+    term_kind = registry.term_kinds.get((category, kind)) if registry is not None else None
+    if term_kind is None:
+        known = sorted(registry.kinds(category)) if registry is not None else []
+        hint = (f"available {category} kinds: {list_choices(known)}" if known else
+                f"no {category} kinds are registered") + _plugin_load_hint(registry)
+        if "kind" not in table:
+            hint += f"; set `kind = \"...\"` if '{name}' is a custom term name"
+        problems.append(RawProblem(Diagnostic("RWM203", f"unknown {category} kind '{kind}'"
+                                              f"{did_you_mean(kind, known)}", kind_path, hint=hint)))
     else:
-        term_kind = registry.term_kinds.get((category, kind)) if registry is not None else None
-        if term_kind is None:
-            known = sorted(registry.kinds(category)) if registry is not None else []
-            hint = (f"available {category} kinds: {list_choices(known)}" if known else
-                    f"no {category} kinds are registered") + _plugin_load_hint(registry)
-            if "kind" not in table:
-                hint += f"; set `kind = \"...\"` if '{name}' is a custom term name"
-            problems.append(RawProblem(Diagnostic("RWM203", f"unknown {category} kind '{kind}'"
-                                                  f"{did_you_mean(kind, known)}", kind_path, hint=hint)))
-        else:
-            params, problems = structure_params(params, term_kind.params_type, where=where, term_path=path,
-                                                label=f"{category} kind '{kind}'", code="RWM204", also=sorted(common))
+        params, problems = structure_params(params, term_kind.params_type, where=where, term_path=path,
+                                            label=f"{category} kind '{kind}'", code="RWM204", also=sorted(common))
     out["params"] = params
     return out, problems
 
@@ -508,8 +503,7 @@ def prepare_terms(raw: dict[str, Any], registry: Any) -> list[RawProblem]:
             continue
         for name, table in terms.items():
             if isinstance(table, dict):
-                terms[name], found = _prepare_term(table, name, (table_name, name), category, term_cls, registry,
-                                                   state_group=False)
+                terms[name], found = _prepare_term(table, name, (table_name, name), category, term_cls, registry)
                 problems += found
     groups = raw.get("observations")
     if isinstance(groups, dict):
@@ -521,7 +515,7 @@ def prepare_terms(raw: dict[str, Any], registry: Any) -> list[RawProblem]:
                 if isinstance(table, dict):
                     terms[name], found = _prepare_term(
                         table, name, ("observations", group, "terms", name), "observation", ObservationTermSpec,
-                        registry, state_group=group == STATE_GROUP)
+                        registry)
                     problems += found
     return problems
 
@@ -529,8 +523,13 @@ def prepare_terms(raw: dict[str, Any], registry: Any) -> list[RawProblem]:
 def _plugin_options(raw: dict[str, Any], table: str, name_key: str, default_name: str | None, records: dict,
                     label: str) -> list[RawProblem]:
     section = raw.get(table)
-    if not isinstance(section, dict) or not isinstance(section.get("options"), dict):
+    if section is None and table == "backend":  # the default backend's options get their defaults too
+        section = raw[table] = {}
+    if not isinstance(section, dict):
         return []
+    section.setdefault("options", {})
+    if not isinstance(section["options"], dict):
+        return []  # structuring reports the wrong type
     name = section.get(name_key, default_name)
     record = records.get(name) if isinstance(name, str) else None
     if record is None:
@@ -570,8 +569,11 @@ def _strip_optional(t: Any) -> Any:
     return t
 
 
-def removable(path: Path) -> bool:
-    """Whether deleting ``path`` from the raw spec leaves a structurable spec (it has a default or is a dict entry)."""
+_NO_FIELD = object()
+
+
+def _slot(path: Path) -> tuple[str, Any]:
+    """What ``path`` is in the model: ("unknown"|"optional"|"entry"|"required"|"none", its type)."""
     t: Any = Spec
     for i, part in enumerate(path):
         t = _strip_optional(t)
@@ -579,21 +581,47 @@ def removable(path: Path) -> bool:
         if attrs.has(t):
             fields = attrs.fields_dict(t)
             if part not in fields:
-                return last  # an unknown key
-            f = fields[part]
-            if last:
-                return f.default is not attrs.NOTHING
+                return ("unknown", None) if last else ("none", None)
+            kind = "optional" if fields[part].default is not attrs.NOTHING else "required"
             t = _hints(t)[part]
-        elif _is_dict(t):
             if last:
-                return True
+                return kind, t
+        elif _is_dict(t):
             args = typing.get_args(t)
             t = args[1] if len(args) == 2 else Any
-        elif _is_list(t) or _is_fixed_tuple(t):
-            return False  # elements are not removable one by one; the whole array is
+            if last:
+                return "entry", t
         else:
+            return "none", None  # inside an array or a free-form value
+    return "none", None
+
+
+def placeholder(t: Any) -> Any:
+    """A value of type ``t`` that stands in for a missing or bad required value, so that the checks can run."""
+    t = _strip_optional(t)
+    if _is_literal(t):
+        return typing.get_args(t)[0]
+    if _is_union(t):
+        return placeholder(next(a for a in typing.get_args(t) if a is not type(None)))
+    if _is_fixed_tuple(t):
+        return [placeholder(a) for a in typing.get_args(t)]
+    if _is_list(t):
+        return []
+    if _is_dict(t) or attrs.has(t):
+        return {}
+    return {int: 1, float: 1.0, str: "", bool: False}.get(t, _NO_FIELD)
+
+
+def _set(raw: dict[str, Any], path: Path, value: Any) -> bool:
+    node: Any = raw
+    for part in path[:-1]:
+        if not isinstance(node, dict):
             return False
-    return False
+        node = node.setdefault(part, {})
+    if not isinstance(node, dict):
+        return False
+    node[path[-1]] = value
+    return True
 
 
 def _delete(raw: dict[str, Any], path: Path) -> bool:
@@ -609,15 +637,21 @@ def _delete(raw: dict[str, Any], path: Path) -> bool:
     return False
 
 
-def _repair_target(path: Path, missing: bool) -> Path | None:
-    """The shortest removable path that takes the problem away, or None."""
-    p = path[:-1] if missing else path
+def _repair(work: dict[str, Any], path: Path) -> Path | None:
+    """Remove (or, for required values, replace by a placeholder) what makes ``path`` fail; return what changed."""
+    p = path
     while p:
-        # an element of an array: drop the whole array
-        while p and isinstance(p[-1], int):
+        while p and isinstance(p[-1], int):  # an element of an array: the whole array goes
             p = p[:-1]
-        if p and removable(p):
+        if not p:
+            return None
+        kind, t = _slot(p)
+        if kind in ("unknown", "optional", "entry") and _delete(work, p):
             return p
+        if kind == "required":
+            value = placeholder(t)
+            if value is not _NO_FIELD and _set(work, p, value):
+                return p
         p = p[:-1]
     return None
 
@@ -640,7 +674,7 @@ def structure_spec(raw: dict[str, Any], registry: Any) -> StructureResult:
     conv = converter()
     removed: list[Path] = []
     first_round = True
-    for _ in range(32):
+    for _ in range(64):  # each round fixes at least one path; nesting depth bounds the rounds
         try:
             spec = conv.structure(work, Spec)
         except Exception as exc:
@@ -648,13 +682,9 @@ def structure_spec(raw: dict[str, Any], registry: Any) -> StructureResult:
             if first_round:
                 problems += found
                 first_round = False
-            progress = False
-            for rp in found:
-                target = _repair_target(rp.diagnostic.path, rp.diagnostic.code == "RWM102")
-                if target is not None and _delete(work, target):
-                    removed.append(target)
-                    progress = True
-            if not progress:
+            changed = [_repair(work, rp.diagnostic.path) for rp in found]
+            removed += [p for p in changed if p is not None]
+            if all(p is None for p in changed):
                 return StructureResult(None, None, problems, removed)
             continue
         if problems:

@@ -1,0 +1,146 @@
+"""`rwmspec play RUN --video out.mp4`: render a run's deterministic policy headless to an MP4.
+
+Rendering uses ``mujoco.Renderer`` with an off-screen OpenGL backend, chosen before mujoco is imported: the
+``MUJOCO_GL`` the user set, else the first of ``egl`` and ``osmesa`` that can open a context (probed in a child
+process, because mujoco binds its backend at import). Without one, `play` stops with RWM507 naming
+``scripts/setup_render.sh``. The camera follows the robot's base body. Frames are written at the control rate with
+imageio-ffmpeg (H.264).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+from rwmspec.manager import get_registry
+from rwmspec_runtime import checkpoints
+from rwmspec_runtime.errors import runtime_error
+from rwmspec_runtime.ppo import build_actor
+from rwmspec_runtime.rundir import RunDir
+from rwmspec_runtime.seeding import seed_everything
+from rwmspec_runtime.training import make_env
+
+GL_BACKENDS = ("egl", "osmesa")
+SETUP_COMMAND = "bash scripts/setup_render.sh"
+_PROBE = ("import mujoco\n"
+          "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><geom size=\".1\"/></worldbody></mujoco>')\n"
+          "mujoco.Renderer(m, 8, 8).render()\n")
+
+
+def _renders(backend: str) -> bool:
+    env = dict(os.environ, MUJOCO_GL=backend, PYOPENGL_PLATFORM=backend)
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def choose_gl_backend() -> str | None:
+    """Set ``MUJOCO_GL`` (and PyOpenGL's platform) to a working off-screen backend; None when there is none.
+
+    Only effective before mujoco is imported in this process; afterwards the backend it bound is kept.
+    """
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    if "mujoco" in sys.modules:
+        return None
+    for backend in GL_BACKENDS:
+        if _renders(backend):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return backend
+    return None
+
+
+def _unavailable(reason: str) -> Exception:
+    return runtime_error("RWM507", f"headless rendering is unavailable: {reason}",
+                         hint=f"install the OpenGL libraries with `{SETUP_COMMAND}` (EGL or OSMesa), then retry; "
+                              "or set MUJOCO_GL=egl|osmesa")
+
+
+class _Camera:
+    """A MuJoCo renderer whose camera tracks one body of env 0 of the embedded backend."""
+
+    def __init__(self, env, base_body: str, width: int, height: int) -> None:
+        import mujoco
+
+        from rwmspec_plugins.embedded.model import STATE_SPEC
+
+        model = getattr(env, "model", None)
+        physics = getattr(env, "physics", None)
+        if not isinstance(model, mujoco.MjModel) or physics is None:
+            raise runtime_error("RWM507", f"the {type(env).__name__} env exposes no MuJoCo model to render",
+                                hint="play renders the embedded backend; set backend.name = \"embedded\"")
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+        self.model, self.physics, self.state_spec = model, physics, STATE_SPEC
+        self.data = mujoco.MjData(model)
+        try:
+            self.renderer = mujoco.Renderer(model, height, width)
+        except Exception as exc:  # mujoco raises FatalError, RuntimeError or ImportError depending on the backend
+            raise _unavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+        self.camera.trackbodyid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, base_body)
+        self.camera.distance, self.camera.elevation, self.camera.azimuth = 3.0, -20.0, 135.0
+        self._mujoco = mujoco
+
+    def frame(self) -> np.ndarray:
+        """``[H, W, 3]`` uint8 image of env 0's current state."""
+        mj = self._mujoco
+        mj.mj_setState(self.model, self.data, np.asarray(self.physics.state[0], dtype=np.float64), self.state_spec)
+        mj.mj_forward(self.model, self.data)
+        self.renderer.update_scene(self.data, camera=self.camera)
+        return self.renderer.render()
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = checkpoints.LATEST,
+         width: int = 640, height: int = 480, seed: int | None = None) -> Path:
+    """Roll the run's policy in one env for ``steps`` steps and write every frame to ``video`` (MP4)."""
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    if choose_gl_backend() is None and "mujoco" not in sys.modules:
+        raise _unavailable(f"neither of {', '.join(GL_BACKENDS)} can open an OpenGL context")
+    import imageio.v2 as imageio
+
+    plan = run.require().plan()
+    ckpt_path = checkpoints.resolve_checkpoint(run.path, checkpoint)
+    actor = build_actor(plan, checkpoints.load_checkpoint(ckpt_path)["actor_state_dict"])
+    play_seed = plan.experiment.seed + 1 if seed is None else seed
+    play_plan = attrs.evolve(plan, experiment=attrs.evolve(plan.experiment, seed=play_seed),
+                             sim=attrs.evolve(plan.sim, num_envs=1, device="cpu"))
+    seed_everything(play_seed)
+    env = make_env(play_plan, get_registry(), device="cpu", num_envs=1)
+    video = Path(video)
+    video.parent.mkdir(parents=True, exist_ok=True)
+    partial = video.with_name(f".{video.stem}.partial{video.suffix}")
+    camera = None
+    try:
+        camera = _Camera(env, plan.robot.base_body, width, height)
+        fps = max(1, round(1.0 / plan.sim.control_dt))
+        with imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG") as writer:
+            obs = env.get_observations()
+            writer.append_data(camera.frame())
+            with torch.inference_mode():
+                for _ in range(steps):
+                    obs, _, _, _ = env.step(actor(obs))
+                    writer.append_data(camera.frame())
+        os.replace(partial, video)
+    finally:
+        partial.unlink(missing_ok=True)
+        if camera is not None:
+            camera.close()
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
+    return video
