@@ -57,6 +57,7 @@ INSTALL_HINTS = {
     "isaaclab_tasks": "bash scripts/install_isaaclab_configs.sh",
     "isaaclab_rl": "bash scripts/install_isaaclab_configs.sh",
     "isaaclab_assets": "bash scripts/install_isaaclab_configs.sh",
+    "warp": "bash scripts/install_isaaclab_configs.sh",
     "torch": "pip install torch==2.13.0",
     "rsl_rl": "pip install rsl-rl-lib==5.5.1",
     "mujoco": "pip install -e '.[runtime]'",
