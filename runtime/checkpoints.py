@@ -178,3 +178,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
                             "or rwmspec checkpoint", file=path, hint=_fallback_hint(path))
     return payload
 
+
+
+def check_fingerprint(payload: dict[str, Any], expected: str, path: str | Path) -> None:
+    """Refuse (RWM504) a checkpoint whose world-model fingerprint differs from ``expected`` (``plan.fingerprint()``)."""
+    stored = (payload.get("rwmspec") or {}).get("fingerprint")
+    if stored != expected:
+        raise runtime_error(
+            "RWM504", f"checkpoint {path} was trained for world-model fingerprint {stored or '(none)'}, but this plan "
+            f"has {expected}", file=path,
+            hint="use the same robot, system_* observation groups, world-model sizes and control period as the run "
+                 "that trained it, or train a new one")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rwmspec.diagnostics import Diagnostic, SpecError, render
+from rwmspec.manager import resolve
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,12 @@ class Command:
     epilog: str = ""
 
 
-COMMANDS: dict[str, Command] = {}
+#: subcommand name -> Command, or its ``"module:attr"`` reference (imported when the parser is built)
+COMMANDS: dict[str, Command | str] = {}
 
 
-def register_command(name: str, command: Command) -> None:
+def register_command(name: str, command: Command | str) -> None:
+    """Add a subcommand, e.g. ``register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")``."""
     COMMANDS[name] = command
 
 
@@ -155,7 +158,8 @@ register_command("export", Command("export a run's policy to TorchScript or ONNX
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rwmspec", description="rwmspec runtime commands")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, command in COMMANDS.items():
+    for name, entry in COMMANDS.items():
+        command = resolve(entry) if isinstance(entry, str) else entry
         p = sub.add_parser(name, help=command.help, description=command.help, epilog=command.epilog or None,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         command.configure(p)

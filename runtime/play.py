@@ -78,8 +78,11 @@ class _Camera:
         if not isinstance(model, mujoco.MjModel) or physics is None:
             raise runtime_error("RWM507", f"the {type(env).__name__} env exposes no MuJoCo model to render",
                                 hint="play renders the embedded backend; set backend.name = \"embedded\"")
+        # visual settings only (physics untouched): a frame large enough, and a brighter head light
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+        model.vis.headlight.ambient[:] = 0.35
+        model.vis.headlight.diffuse[:] = 0.65
         self.model, self.physics, self.state_spec = model, physics, STATE_SPEC
         self.data = mujoco.MjData(model)
         try:

@@ -67,7 +67,8 @@ class Progress:
             parts.append(f"ep len {m['Train/mean_episode_length']:.0f}")
         else:
             parts.append(f"step reward {m.get('Train/mean_step_reward', float('nan')):.4f}")
-        losses = " ".join(f"{k[5:]} {v:.3g}" for k, v in m.items() if k.startswith("Loss/") and k != "Loss/learning_rate")
+        losses = " ".join(f"{k[5:]} {v:.3g}" for k, v in m.items()
+                          if k.startswith("Loss/") and k != "Loss/learning_rate")
         if losses:
             parts.append(f"loss {losses}")
         if "Policy/mean_std" in m:

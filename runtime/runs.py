@@ -79,7 +79,12 @@ def locate_run(root: str | Path, experiment: str, ref: str | Path) -> RunDir:
     path = Path(ref)
     if not path.exists() and len(path.parts) == 1:
         path = experiment_dir(root, experiment) / path
-    return RunDir(path).require()
+    if not RunDir(path).exists:
+        parent = experiment_dir(root, experiment)
+        names = sorted((p.name for p in parent.iterdir() if RunDir(p).exists), reverse=True) if parent.is_dir() else []
+        raise runtime_error("RWM501", f"{path} is not a run directory", file=path,
+                            hint=f"runs of experiment '{experiment}' under {parent}: {', '.join(names) or 'none'}")
+    return RunDir(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------

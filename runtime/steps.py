@@ -8,8 +8,9 @@ table entry (``register_step``), never subclassing the runner.
 A step object:
 
 - ``__init__(runner)``: may read ``runner.plan``, ``runner.env``, ``runner.alg`` (rsl-rl-lib PPO),
-  ``runner.device``, ``runner.episodes``, ``runner.references`` (resolved run references, e.g.
-  ``{"world_model_from": Path}``) and keep what it needs.
+  ``runner.device``, ``runner.episodes``, ``runner.references`` (checkpoint paths of the plan's run references by
+  spec key, e.g. ``{"runner.world_model_from": Path}``; empty when a run resumes, because the step's own state
+  then comes back through ``load_state_dict``) and keep what it needs.
 - ``run(ctx)``: does its work for iteration ``ctx.iteration``; writes scalar metrics (TensorBoard tags) into
   ``ctx.metrics``; reads what earlier steps left in ``ctx`` (``ctx.rollout`` from ``collect``, ``ctx.scratch``).
 - ``state_dict()`` / ``load_state_dict(checkpoint)``: extra top-level checkpoint entries the step owns (e.g.
@@ -117,7 +118,8 @@ class CollectRollout(Step):
                 next_obs, rewards, dones, extras = env.step(actions.to(env.device))
                 if self.check_nan:
                     check_finite(next_obs, rewards)
-                next_obs, rewards, dones = next_obs.to(runner.device), rewards.to(runner.device), dones.to(runner.device)
+                device = runner.device
+                next_obs, rewards, dones = next_obs.to(device), rewards.to(device), dones.to(device)
                 if self.feeds_policy:
                     alg.process_env_step(next_obs, rewards, dones, extras)
                 runner.episodes.record(rewards, dones, extras)

@@ -152,6 +152,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from rwmspec.manager import get_registry
     from rwmspec.schema import build_schema, schema_text
 
+    if args.markdown:
+        from rwmspec.schema import reference_markdown
+
+        sys.stdout.write(reference_markdown())
+        return EXIT_OK
     registry = get_registry()
     if not (args.check or args.write):
         sys.stdout.write(schema_text(build_schema(registry, builtin_only=args.builtin_only)))
@@ -368,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true", help="exit 1 when the committed schema differs")
     g.add_argument("--write", action="store_true", help="regenerate the committed schema")
+    g.add_argument("--markdown", action="store_true", help="print the key reference of docs/spec.md instead")
     p.add_argument("--path", default=DEFAULT_SCHEMA_PATH, help=f"committed schema (default: {DEFAULT_SCHEMA_PATH})")
     p.add_argument("--builtin-only", action="store_true",
                    help="only the built-in plugins' kinds (what --check and --write use)")

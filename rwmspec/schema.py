@@ -224,3 +224,81 @@ def _spec_class(table: str) -> type:
 
 def schema_text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the key reference of docs/spec.md
+# ----------------------------------------------------------------------------------------------------------------------
+def _type_text(t: Any) -> str:
+    names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    if t in names:
+        return names[t]
+    if t is Any:
+        return "any"
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is Literal:
+        return " \\| ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        return " or ".join(_type_text(m) for m in members)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return "[" + ", ".join(_type_text(a) for a in args) + "]"
+    if origin in (list, tuple):
+        return f"array of {_type_text(args[0])}" if args else "array"
+    if origin is dict:
+        return "table"
+    if attrs.has(t):
+        return "table"
+    return str(t)
+
+
+def _default_text(f: attrs.Attribute) -> str:
+    if f.default is attrs.NOTHING:
+        return "**required**"
+    value = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[arg-type]
+    if value is None:
+        return "unset"
+    if attrs.has(type(value)):
+        return "(table)"
+    from rwmspec.api import toml_value
+
+    return f"`{toml_value(list(value) if isinstance(value, tuple) else value)}`"
+
+
+def reference_markdown() -> str:
+    """One table per spec table: key, type, default and description, from the model's field docs."""
+    out: list[str] = []
+    seen: dict[type, str] = {}
+
+    def section(header: str, cl: type) -> None:
+        attrs.resolve_types(cl)
+        if cl in seen:
+            out.extend([f"### `{header}`", "", f"Same keys as `{seen[cl]}`.", ""])
+            return
+        seen[cl] = header
+        out.extend([f"### `{header}`", ""])
+        doc = _class_doc(cl)
+        if doc:
+            out.extend([doc, ""])
+        out.extend(["| key | type | default | description |", "|---|---|---|---|"])
+        nested: list[tuple[str, type]] = []
+        for f in attrs.fields(cl):
+            t = f.type
+            members = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) in (
+                typing.Union, types.UnionType) else [t]
+            inner = members[0] if len(members) == 1 else None
+            if inner is not None and attrs.has(inner):
+                nested.append((f"{header}.{f.name}" if header != "(top level)" else f.name, inner))
+                continue
+            if typing.get_origin(inner) is dict and attrs.has(typing.get_args(inner)[1]):
+                nested.append((f"{f.name}.<name>", typing.get_args(inner)[1]))
+                continue
+            doc_text = (f.metadata.get("doc") or "").replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{f.name}` | {_type_text(t)} | {_default_text(f)} | {doc_text} |")
+        out.append("")
+        for sub_header, sub_cl in nested:
+            prefix = "" if header == "(top level)" else f"{header}."
+            section(sub_header if sub_header.startswith(prefix) or not prefix else prefix + sub_header, sub_cl)
+
+    section("(top level)", Spec)
+    return "\n".join(out)

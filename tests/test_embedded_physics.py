@@ -83,6 +83,15 @@ def test_compile_rejects_restitution_wrench_and_bad_options(plan):
     assert "no_such_option" in options.message
 
 
+def test_validate_reports_out_of_range_options():
+    result = api.load_and_compile(SPEC, overlays=[TINY], sets=["backend.options.num_threads=-2",
+                                                                "backend.options.contact_history=0"])
+    found = {d.path: d for d in result.diagnostics}
+    assert result.plan is None
+    assert found[("backend", "options", "num_threads")].code == "RWM213"
+    assert "contact_history" in found[("backend", "options", "contact_history")].message
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # model and actuators
 # ---------------------------------------------------------------------------------------------------------------------

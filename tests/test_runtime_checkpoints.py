@@ -101,3 +101,11 @@ def test_rsl_rl_on_policy_runner_loads_our_checkpoint(run_dir):
     ours = checkpoints.load_checkpoint(run_dir / "model_2.pt")["actor_state_dict"]
     for key, value in rsl.alg.get_policy().state_dict().items():
         assert torch.equal(value, ours[key]), key
+
+
+def test_fingerprint_check(run_dir):
+    payload = checkpoints.load_checkpoint(run_dir / "model_2.pt")
+    checkpoints.check_fingerprint(payload, make_plan().fingerprint(), run_dir / "model_2.pt")
+    with pytest.raises(SpecError) as err:
+        checkpoints.check_fingerprint(payload, "0123456789abcdef", run_dir / "model_2.pt")
+    assert err.value.diagnostics[0].code == "RWM504" and "0123456789abcdef" in err.value.diagnostics[0].message

@@ -42,6 +42,8 @@ from rwmspec_runtime.seeding import seed_everything  # noqa: E402
 from rwmspec_runtime.steps import STEP_TABLE, Step, register_step  # noqa: E402
 
 POLICY_DIM, CRITIC_DIM, ACTIONS = 6, 8, 3
+# tiny networks: a second intra-op thread only spins against the other processes sharing the CPU
+torch.set_num_threads(1)
 
 
 def _group(name: str, dim: int) -> ObservationGroupPlan:
@@ -237,3 +239,12 @@ def test_policy_acts_without_filling_storage_when_the_plan_imagines(tmp_path):
         assert runner.alg.storage.step == 0
     finally:
         STEP_TABLE.pop("imagine")
+
+
+def test_policy_from_loads_weights_but_not_the_iteration_count(tmp_path):
+    source = train(tmp_path / "a")
+    target = Runner(make_plan(seed=99), DummyEnv(), tmp_path / "b", device="cpu", log=lambda _: None)
+    target.load_policy(checkpoints.load_checkpoint(tmp_path / "a" / "model_2.pt"))
+    assert target.iteration == 0
+    for key, value in source.alg.get_policy().state_dict().items():
+        assert torch.equal(target.alg.get_policy().state_dict()[key], value), key

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import tomli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rwmspec.api import dumps_toml
 from rwmspec.spec.locate import index_toml, locate
 
 DOC = '''\
@@ -129,3 +132,38 @@ def test_every_parsed_leaf_is_indexed():
 
     for path in leaves(tomli.loads(DOC)):
         assert path in index, path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# property: whatever rwmspec's TOML writer produces, every leaf is located on a line that holds its value
+# ----------------------------------------------------------------------------------------------------------------------
+_keys = st.text(min_size=0, max_size=6)
+_scalars = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(max_size=8))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(_keys, inner, max_size=3)), max_leaves=8)
+_docs = st.dictionaries(_keys, _values, max_size=4)
+
+
+def _leaf_paths(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaf_paths(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaf_paths(v, (*path, i))
+    else:
+        yield path
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(_docs)
+def test_writer_round_trips_and_every_leaf_is_located(data):
+    text = dumps_toml(data)
+    assert tomli.loads(text) == data
+    index = index_toml(text)
+    lines = text.splitlines()
+    for path in _leaf_paths(data):
+        if not path:
+            continue
+        span = index[path].value
+        assert span is not None and 1 <= span.line <= len(lines), path

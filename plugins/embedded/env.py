@@ -18,6 +18,7 @@ Physics arrays are NumPy (float64, from MuJoCo); everything the MDP computes is 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,8 +94,6 @@ class _ActionMap:
     """Joint-position action terms: ``targets[:, joints] = offset + scale * action[:, columns]``."""
 
     def __init__(self, plan: Plan, default_joint_pos: np.ndarray) -> None:
-        import re
-
         self.default = default_joint_pos
         self.terms: list[tuple[np.ndarray, slice, float, np.ndarray]] = []
         start = 0
@@ -246,7 +245,8 @@ class EmbeddedVecEnv:
         self._contacts = contacts
         self.contact_timers = {g: contact_timers.advance(t, contacts[g], self.step_dt)
                                for g, t in self.contact_timers.items()}
-        view = self._build_view(self._kinematics())
+        kinematics = self._kinematics()
+        view = self._build_view(kinematics)
         term_dones = {t.name: self._termination_fns[t.name](view, **t.params).to(torch.bool)
                       for t in self.plan.terminations}
         time_outs = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
@@ -275,7 +275,8 @@ class EmbeddedVecEnv:
             terminal = None
 
         # commands and interval events see the reset envs' new states
-        kinematics = self._kinematics()
+        if terminal is not None:
+            kinematics = self._kinematics()
         if self.commands is not None:
             self.commands.step(self.step_dt, self._to_torch(kinematics["heading"]))
         if self._interval_events.events and self._interval_events.step(self.step_dt, self._interval_rng).any():

@@ -119,10 +119,9 @@ class BatchedPhysics:
         return self.state[:, self.index.base_ang_vel]
 
     def projected_gravity(self) -> np.ndarray:
-        """Unit gravity direction in the base frame, ``[N, 3]``."""
-        down = np.zeros((self.num_envs, 3))
-        down[:, 2] = -1.0
-        return rotations.rotate_inverse(self.base_quat, down)
+        """Unit gravity direction in the base frame, ``[N, 3]``: minus the third row of ``R(q)``."""
+        w, x, y, z = self.base_quat.T
+        return -np.stack([2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)], axis=-1)
 
     def heading(self) -> np.ndarray:
         """Yaw of the base's forward axis (rad), ``[N]``."""

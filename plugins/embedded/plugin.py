@@ -6,13 +6,14 @@ Only light imports here: the compile step and the env live in ``compile.py`` and
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
 from rwmspec import hookimpl
 from rwmspec.spec.model import doc
-from rwmspec.types import BackendDef
+from rwmspec.types import BackendDef, CheckDef
 
 
 @attrs.define(kw_only=True)
@@ -23,11 +24,6 @@ class EmbeddedOptions:
                            "may run on.", 0)
     chunk_size: int = doc("Envs per thread-pool task; 0 picks `ceil(num_envs / (4 * num_threads))` (large chunks "
                           "keep the pool's scheduling cost low, 4 per thread balance uneven contact loads).", 0)
-    actuator_model: Literal["dc_motor", "pd"] = doc(
-        "`dc_motor`: Isaac Lab's DC-motor PD, computed in NumPy at every physics substep (PD torque clipped to the "
-        "torque-speed line of the saturation effort and velocity limit, then to the effort limit). `pd`: the PD "
-        "runs inside MuJoCo as an affine-bias actuator with a static effort limit, one `rollout` call per control "
-        "step; faster, but without the torque-speed limit.", "dc_motor")
     solver_iterations: int | None = doc("Override of the MJCF's `<option iterations>` (constraint solver "
                                         "iterations); unset keeps the model's value.", None)
     ls_iterations: int | None = doc("Override of the MJCF's `<option ls_iterations>` (line-search iterations); "
@@ -35,12 +31,11 @@ class EmbeddedOptions:
     contact_history: int = doc("Physics substeps over which a body's contact force maximum is taken before the "
                                "threshold test (Isaac Lab's contact sensor `history_length`); at most the "
                                "decimation.", 3)
-
     model_variants: int = doc("Distinct randomised MjModels when start-up events change the model: 0 gives every env "
                               "its own (Isaac Lab semantics, about 170 kB each); K > 0 makes K variants shared "
                               "round-robin, to save memory with many envs.", 0)
 
-    def check(self):
+    def check(self) -> Iterator[tuple[str, str]]:
         """Yields ``(field, problem)`` for well-typed but invalid values."""
         if self.num_threads < 0:
             yield "num_threads", f"must be >= 0 (0 = all cores), got {self.num_threads}"
@@ -66,6 +61,29 @@ EMBEDDED = BackendDef(
 )
 
 
+def _check_options(spec: Any, registry: Any) -> Iterator[Any]:
+    """RWM213 for `[backend.options]` values of the embedded backend that are well typed but out of range."""
+    from rwmspec.diagnostics import Diagnostic
+
+    options = spec.backend.options
+    if spec.backend.name != EMBEDDED.name:
+        return
+    if not isinstance(options, EmbeddedOptions):
+        try:
+            options = EmbeddedOptions(**dict(options or {}))
+        except TypeError:
+            return  # unknown keys: structuring reports them (RWM213)
+    for field, problem in options.check():
+        yield Diagnostic("RWM213", f"option '{field}' of backend 'embedded' {problem}",
+                         path=("backend", "options", field), hint="see docs/embedded.md, Options")
+
+
 @hookimpl
 def rwmspec_backends():
     yield EMBEDDED
+
+
+@hookimpl
+def rwmspec_checks():
+    yield CheckDef(name="embedded_options", description="Values of the embedded backend's options are in range.",
+                   function=_check_options)

@@ -87,7 +87,7 @@ def gaussian_nll(sample: torch.Tensor, mean: torch.Tensor, logstd: torch.Tensor,
     return (0.5 * z.square() + logstd + 0.5 * math.log(2.0 * math.pi)).sum(dim=-1).mean(dim=-1)
 
 
-def _bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float | None) -> torch.Tensor:
+def bce_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float | None) -> torch.Tensor:
     """``[G, B, N, D]`` -> ``[G]`` mean binary cross-entropy with logits."""
     weight = None if pos_weight is None else logits.new_full((logits.shape[-1],), pos_weight, dtype=torch.float32)
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float(), pos_weight=weight, reduction="none")
@@ -157,9 +157,9 @@ def _auxiliary_terms(model: SystemDynamicsEnsemble, states: torch.Tensor, action
         features, memory = base.forward_sequence(x.index_select(0, flat), memory)
         features = features[:, M - 1:].reshape(groups, batch, -1, features.shape[-1])
     contact, termination, extension = model.auxiliary_heads(features, members=members)
-    contact_loss = (_bce(contact, _rows(windows.contact[:, M:], flat, groups), contact_pos_weight)
+    contact_loss = (bce_loss(contact, _rows(windows.contact[:, M:], flat, groups), contact_pos_weight)
                     if model.contact_head is not None else zeros)
-    termination_loss = (_bce(termination, _rows(windows.termination[:, M:], flat, groups), termination_pos_weight)
+    termination_loss = (bce_loss(termination, _rows(windows.termination[:, M:], flat, groups), termination_pos_weight)
                         if model.termination_head is not None else zeros)
     extension_loss = ((extension.float() - _rows(windows.extension[:, M:], flat, groups).float())
                       .square().flatten(1).mean(dim=1) if model.extension_head is not None else zeros)

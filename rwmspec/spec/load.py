@@ -107,7 +107,7 @@ class LoadedSpec:
         p = tuple(d.path)
         while p and p not in self.where:
             p = p[:-1]
-        if not p:
+        if not p or self.layers[self.where[p]].source == "default":  # nothing written there: the spec file
             main = self.layers[self._main_layer()] if self.layers else None
             if main is None:
                 return attrs.evolve(d, file=self.display or str(self.file))
@@ -132,12 +132,13 @@ class LoadedSpec:
         spec = self.spec or self.partial
         if spec is None:
             return False
-        node: Any = converter().unstructure(spec)
+        node: Any = resolved_dict(spec)
         for part in path:
-            if isinstance(node, dict) and part in node or isinstance(node, list | tuple) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            else:
+            in_table = isinstance(node, dict) and part in node
+            in_array = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if not (in_table or in_array):
                 return False
+            node = node[part]
         return True
 
     def locate_all(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -179,7 +180,11 @@ def _read(display: str, sources: dict[str, str], diags: list[Diagnostic], *, at:
         diags.append(Diagnostic("RWM001", f"TOML syntax error: {msg}", file=display,
                                 line=getattr(exc, "lineno", None), col=getattr(exc, "colno", None)))
         return None
-    return Layer(source="spec", raw=raw, file=display, index=index_toml(text))
+    try:
+        index = index_toml(text)
+    except (ValueError, IndexError):  # positions are a convenience: diagnostics then point at line 1
+        index = {}
+    return Layer(source="spec", raw=raw, file=display, index=index)
 
 
 def _chain(display: str, source: Source, sources: dict[str, str], diags: list[Diagnostic]) -> list[Layer]:

@@ -403,16 +403,16 @@ def errors_to_problems(exc: BaseException, base: Path = (), *, code_override: st
         elif isinstance(e, KeyError):
             name = path[-1] if path else str(e)
             doc = _field_doc(owner, str(name))
-            is_table = owner is not None and attrs.has(owner) and name in attrs.fields_dict(owner) and \
-                attrs.has(_strip_optional(_hints(owner)[name]))
-            hint = (f"add a [{dotted(path)}] table" if is_table else f"add `{name} = ...`") + (f": {doc}" if doc else "")
+            field_type = _hints(owner).get(name) if owner is not None and attrs.has(owner) else None
+            what_to_add = f"a [{dotted(path)}] table" if attrs.has(_strip_optional(field_type)) else f"`{name} = ...`"
+            hint = f"add {what_to_add}" + (f": {doc}" if doc else "")
             out.append(RawProblem(Diagnostic(code_override or "RWM102", f"missing required {what} '{name}'",
                                              path, hint=hint)))
         elif isinstance(e, Problem):
             out.append(RawProblem(Diagnostic(code_override or e.code, e.message, path, hint=e.hint)))
         else:  # a validator of a plugin's params class, or anything else cattrs raised: keep its own words
-            out.append(RawProblem(Diagnostic(code_override or "RWM103", f"{type(e).__name__}: {e}"
-                                             if not isinstance(e, ValueError | TypeError) else str(e), path)))
+            message = str(e) if isinstance(e, ValueError | TypeError) else f"{type(e).__name__}: {e}"
+            out.append(RawProblem(Diagnostic(code_override or "RWM103", message, path)))
     return out
 
 
