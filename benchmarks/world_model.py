@@ -14,7 +14,8 @@ Sizes are the upstream ANYmal D ones (rwm_method §3): state 45, action 12, cont
    ``EnsembleMLP`` each vs a Python loop over per-member ``nn.Sequential`` heads.
 
 Flags: ``--bf16`` also times training under bf16 autocast and reports its loss next to fp32 on the same batch;
-``--compile`` also times ``torch.compile`` of the loss. ``--quick`` shrinks batch, env counts and iterations.
+``--compile`` also times ``torch.compile`` of the loss; ``--tf32`` allows TF32 in float32 matmuls (cuDNN's RNN
+kernels use TF32 by default either way). ``--quick`` shrinks batch, env counts and iterations.
 
 Usage: ``python benchmarks/world_model.py --device cpu|cuda [--quick] [--bf16] [--compile]``. Prints a table and
 writes ``benchmarks/results/world_model_<device>.json``.
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batch, env counts and iterations")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast and compare its losses")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the loss")
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TF32 in float32 matmuls (torch.set_float32_matmul_precision('high'))")
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--skip-baseline", action="store_true", help="do not time the upstream-style loss")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     size = SIZES["quick" if args.quick else "full"]
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     buffer = make_buffer(size["buffer_envs"], size["buffer_steps"], device)
     variants = ["fp32"] + (["bf16"] if args.bf16 else []) + (["compile"] if args.compile else [])
     variants += [] if args.skip_baseline else ["upstream_style"]
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "torch": torch.__version__, "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(), "quick": args.quick, "sizes": size,
+        "load_average": os.getloadavg(), "quick": args.quick, "tf32": args.tf32, "sizes": size,
         "model": {"architecture": "gru", "base_hidden": [256, 256], "heads": 128, "history_horizon": 32,
                   "forecast_horizon": 8, **DIMS},
         "upstream_h100_seq_per_s": UPSTREAM_H100_SEQ_PER_S,

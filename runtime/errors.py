@@ -8,7 +8,7 @@ Codes the runtime raises (``rwmspec explain CODE`` describes them):
 - RWM504: a world model's fingerprint differs from the plan's.
 - RWM505: a run cannot be resumed (its plan differs, or there is no run of the spec to resume).
 - RWM506: training produced NaN or infinite values.
-- RWM507: the backend cannot do what a command needs (headless rendering, per-step reward terms).
+- RWM507: the backend cannot do what a command needs (headless rendering).
 - RWM508: the plan runs a step the runtime does not provide.
 """
 

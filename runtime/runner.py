@@ -8,7 +8,7 @@ algorithm, the env and its current observations, episode statistics, metrics, co
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,15 @@ class Runner:
     """Trains one plan in one env, writing into one run directory."""
 
     def __init__(self, plan: Plan, env: Any, run_dir: str | Path | RunDir, *, device: str = "cpu",
-                 log: Any = print, console: str | None = None,
+                 log: Callable[[str], None] = print, console: str | None = None,
                  references: Mapping[str, Path] | None = None) -> None:
         """
         :param env: an rsl-rl-lib 5.x VecEnv (``get_observations``, ``step``, ``num_envs``, ``num_actions``,
             ``max_episode_length``, ``episode_length_buf``).
         :param log: callable taking one line of text (start-up and checkpoint messages).
         :param console: ``auto`` / ``full`` / ``compact``; defaults to ``plan.logging.console``.
-        :param references: resolved run references (``"policy_from"``, ``"world_model_from"`` -> checkpoint path).
+        :param references: checkpoint paths of the plan's run references by spec key (``"runner.policy_from"``,
+            ``"runner.world_model_from"``), for steps that load from them.
         """
         self.plan = plan
         self.env = env

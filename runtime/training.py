@@ -190,8 +190,11 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
                                                            map_location=plan.sim.device))
         try:
             runner.learn()
-        except BaseException:
+        except BaseException as exc:
             run.update_run_record(status="stopped", iterations=runner.iteration)
+            if isinstance(exc, KeyboardInterrupt):
+                log(f"\ninterrupted after {runner.iteration} iterations; continue with: "
+                    f"{request.command(resume=run.path)}")
             raise
         done = runner.iteration >= plan.runner.max_iterations
         run.update_run_record(status="finished" if done else "stopped", iterations=runner.iteration)

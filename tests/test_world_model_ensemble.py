@@ -233,6 +233,25 @@ def test_member_loss_independent_of_other_members_unless_quirk(arch):
     torch.testing.assert_close(quirk_base[0], base[0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_single_step_cells_match_the_sequence_kernel(cell):
+    torch.manual_seed(0)
+    fused = RecurrentBase(8, (16, 16), cell, single_step_cells=True)
+    plain = RecurrentBase(8, (16, 16), cell, single_step_cells=False)
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(5, 1, 8)
+    with torch.no_grad():
+        memory = fused(torch.randn(5, 3, 8), fused.initial_memory(5))[1]  # a non-empty memory
+    (fa, ma), (pa, pm) = fused(x, memory), plain(x, memory)
+    torch.testing.assert_close(fa, pa, atol=1e-6, rtol=1e-5)
+    for a, b in zip(ma if cell == "lstm" else (ma,), pm if cell == "lstm" else (pm,), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    fa.square().sum().backward()
+    pa.square().sum().backward()
+    for (name, a), b in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # the architecture registry
 # ----------------------------------------------------------------------------------------------------------------------

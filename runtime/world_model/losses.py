@@ -26,6 +26,7 @@ its autograd graph, as upstream's single backward over the summed member losses 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,7 +193,8 @@ def world_model_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forec
     boot = bootstrap_indices(K, batch, bootstrap, generator, device)
     eps = _randn((N, K, batch, model.state_dim), generator, device)
     bound = (model.max_logstd - model.min_logstd).mean(dim=-1)  # [K]: mean(max) - mean(min) per member
-    aux_grad = torch.enable_grad() if not model.auxiliary_frozen else torch.no_grad()
+    # a frozen auxiliary part is still scored but gets no gradient (also not into a shared base)
+    aux_grad = torch.no_grad() if model.auxiliary_frozen else contextlib.nullcontext()
     aux_args = (contact_pos_weight, termination_pos_weight)
 
     if not shared_hidden_state_across_members or K == 1:
