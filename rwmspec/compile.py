@@ -543,7 +543,7 @@ class _PlanCompiler:
                             default_joint_pos=robot.default_joint_pos,
                             contact_bodies={g.name: g.bodies for g in robot.contact_groups},
                             contact_thresholds=thresholds, base_body=robot.base_body),
-            sim=SimPlan(backend=b.name, num_envs=b.num_envs, device=b.device, physics_dt=b.physics_dt,
+            sim=SimPlan(backend=b.name, num_envs=min(b.num_envs, b.max_num_envs or b.num_envs), device=b.device, physics_dt=b.physics_dt,
                         decimation=b.decimation, episode_length_s=b.episode_length_s, options=_plain(b.options)),
             commands=commands, actions=actions, events=events, terminations=terminations, rewards=rewards,
             observations=groups, world_model=world_model,

@@ -266,7 +266,9 @@ def test_tiny_overlay(stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_cpu_overlay(stage):
     plan = compile_spec(f"anymal_d_{stage}.toml", ("cpu.toml",))
-    assert plan.sim.backend == "embedded" and plan.sim.device == "cpu" and plan.sim.num_envs == 512
+    assert plan.sim.backend == "embedded" and plan.sim.device == "cpu"
+    # the overlay caps real envs: the big stages get 512, finetune and visualize keep their 10
+    assert plan.sim.num_envs == (10 if stage in ("finetune", "visualize") else 512)
     if plan.world_model is not None:
         # same architecture as upstream: the stages keep sharing one world model
         assert plan.world_model.base_hidden == (256, 256)

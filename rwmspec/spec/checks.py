@@ -63,6 +63,7 @@ PROBABILITY = Bound(low=0, high=1)
 RANGES: dict[KeyPath, Bound] = {
     ("experiment", "seed"): NON_NEGATIVE,
     ("backend", "num_envs"): AT_LEAST_ONE,
+    ("backend", "max_num_envs"): AT_LEAST_ONE,
     ("backend", "physics_dt"): POSITIVE,
     ("backend", "decimation"): AT_LEAST_ONE,
     ("backend", "episode_length_s"): POSITIVE,

@@ -51,6 +51,9 @@ class BackendSpec:
     name: str = doc("Backend plugin: `embedded` (MuJoCo on the CPU, runs anywhere) or `isaaclab` (Isaac Lab 3.0).",
                     "embedded")
     num_envs: int = doc("Number of parallel real environments.", 4096)
+    max_num_envs: int | None = doc("Cap on `num_envs` for a small machine. An overlay sets the cap rather than "
+                                   "`num_envs`, so each stage keeps a smaller count of its own (finetune's 10 "
+                                   "real envs stay 10).", None)
     device: str = doc("Torch device for learning (`cpu`, `cuda`, `cuda:1`). Physics of the embedded backend always "
                       "runs on CPU threads.", "cpu")
     physics_dt: float = doc("Physics time step in seconds.", 0.005)
