@@ -137,10 +137,15 @@ def time_training(ensemble: int, size: dict, device: torch.device, buffer: Repla
     torch.manual_seed(0)
     model = SystemDynamicsEnsemble(plan)
     trainer = WorldModelTrainer(model, plan, None, device,
-                                autocast_dtype=torch.bfloat16 if variant == "bf16" else None,
-                                compile=variant == "compile")
+                                autocast_dtype=torch.bfloat16 if "bf16" in variant else None,
+                                compile="compile" in variant)
+    if "cells" in variant:
+        for base in (model.state_base, model.auxiliary_base):
+            base.sequence_cells = True
     if variant == "upstream_style":
         trainer._loss_fn = upstream_style_losses
+        for base in (model.state_base, model.auxiliary_base):
+            base.single_step_cells = False  # upstream runs every step through the cuDNN sequence kernel
     g = torch.Generator(device=device).manual_seed(0)
     for _ in range(size["warmup"]):
         trainer.train_step(buffer.sample_windows(size["batch"], trainer.window_length, g), g)
@@ -230,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batch, env counts and iterations")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast and compare its losses")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the loss")
+    parser.add_argument("--cells", action="store_true",
+                        help="also time recurrent bases stepping whole sequences through the fused cell kernels")
     parser.add_argument("--tf32", action="store_true",
                         help="allow TF32 in float32 matmuls (torch.set_float32_matmul_precision('high'))")
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 5])
@@ -244,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_float32_matmul_precision("high")
     buffer = make_buffer(size["buffer_envs"], size["buffer_steps"], device)
     variants = ["fp32"] + (["bf16"] if args.bf16 else []) + (["compile"] if args.compile else [])
+    variants += (["cells"] + (["cells_bf16"] if args.bf16 else [])) if args.cells else []
     variants += [] if args.skip_baseline else ["upstream_style"]
 
     training = []

@@ -71,6 +71,15 @@ class BatchedPhysics:
         #: sensor values after each substep of the last control step, ``[N, decimation, nsensordata]``
         self.sensordata = np.zeros((n, decimation, index.nsensordata))
         self._control = np.zeros((n, decimation, index.nu))
+        #: contact-group body columns: all groups' force columns in one gather, and each group's body slice
+        groups = list(index.contact_force)
+        cols = np.concatenate([index.contact_force[g].reshape(-1) for g in groups]) if groups else np.zeros(0, int)
+        contiguous = len(cols) > 0 and np.array_equal(cols, np.arange(cols[0], cols[0] + len(cols)))
+        # a slice reads the sensor buffer in place; a column list would copy it first
+        self._contact_cols: slice | np.ndarray = slice(int(cols[0]), int(cols[0]) + len(cols)) if contiguous else cols
+        sizes = [len(index.contact_force[g]) for g in groups]
+        starts = np.cumsum([0, *sizes])
+        self.contact_slices = {g: slice(int(a), int(b)) for g, a, b in zip(groups, starts[:-1], starts[1:], strict=True)}
 
     def close(self) -> None:
         """Stop the worker threads (also done when the object is garbage collected)."""
@@ -137,11 +146,18 @@ class BatchedPhysics:
         """Joint torque the actuators applied in the last substep, ``[N, J]``."""
         return self.sensordata[:, -1, self.index.joint_torque]
 
+    def contact_force_sq_max(self) -> np.ndarray:
+        """Largest squared net contact force norm over the contact history of every contact-group body, ``[N, B]``.
+
+        Bodies are in ``contact_slices`` order (groups concatenated); squared, so a threshold test needs no root.
+        """
+        forces = self.sensordata[:, -self.contact_history:, self._contact_cols]  # [N, H, B * 3]
+        forces = forces.reshape(self.num_envs, forces.shape[1], -1, 3)
+        return np.einsum("nhbk,nhbk->nhb", forces, forces).max(axis=1)
+
     def contact_force_norm(self, group: str) -> np.ndarray:
-        """Largest net contact force norm of each body of ``group`` over the contact history, ``[N, B]``."""
-        cols = self.index.contact_force[group]
-        forces = self.sensordata[:, -self.contact_history:, cols]  # [N, H, B, 3]
-        return np.sqrt(np.sum(np.square(forces), axis=-1)).max(axis=1)
+        """Largest net contact force norm of each body of ``group`` over the contact history, ``[N, B_g]``."""
+        return np.sqrt(self.contact_force_sq_max()[:, self.contact_slices[group]])
 
     # ---------------------------------------------------------------------------------------------------------------
     # writing states (resets, pushes)

@@ -154,7 +154,7 @@ class RecurrentBase(WorldModelBase):
     memory_batch_dim = 1
 
     def __init__(self, input_dim: int, hidden_sizes: Sequence[int], cell: str = "gru", *,
-                 single_step_cells: bool = True) -> None:
+                 single_step_cells: bool = True, sequence_cells: bool = False) -> None:
         super().__init__()
         hidden_sizes = tuple(hidden_sizes)
         if not hidden_sizes or len(set(hidden_sizes)) != 1:
@@ -170,6 +170,7 @@ class RecurrentBase(WorldModelBase):
         self.output_dim = self.hidden_size
         self.rnn = rnn_types[cell](input_dim, self.hidden_size, num_layers=self.num_layers, batch_first=True)
         self.single_step_cells = single_step_cells
+        self.sequence_cells = sequence_cells
 
     def initial_memory(self, batch_size: int, *, device=None, dtype=None) -> Memory:
         p = self.rnn.weight_hh_l0
@@ -177,33 +178,43 @@ class RecurrentBase(WorldModelBase):
                         dtype=dtype or p.dtype)
         return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
+    def _use_cells(self, steps: int) -> bool:
+        return self.sequence_cells or (self.single_step_cells and steps == 1)
+
     def forward(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
-        if self.single_step_cells and x.shape[1] == 1:
-            return self._cell_step(x[:, 0], memory)
-        out, memory = self.rnn(x, memory)
+        if self._use_cells(x.shape[1]):
+            out, memory = self._cells(x, memory)
+        else:
+            out, memory = self.rnn(x, memory)
         return out[:, -1], memory
 
-    def _cell_step(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
-        """One step through the layers with the fused cell kernels; ``x`` ``[B, in]``."""
-        weights = [tuple(getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih",
-                                                                             "bias_hh"))
-                   for layer in range(self.num_layers)]
-        if self.cell == "gru":
-            hidden = []
-            for layer, w in enumerate(weights):
-                x = torch.gru_cell(x, memory[layer].to(x.dtype), *w)
-                hidden.append(x)
-            return x, torch.stack(hidden)
-        h, c = memory
-        hs, cs = [], []
-        for layer, w in enumerate(weights):
-            x, c_layer = torch.lstm_cell(x, (h[layer].to(x.dtype), c[layer].to(x.dtype)), *w)
-            hs.append(x)
-            cs.append(c_layer)
-        return x, (torch.stack(hs), torch.stack(cs))
+    def _cells(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
+        """The layers step by step with the fused cell kernels: outputs ``[B, T, H]`` and the new memory."""
+        lstm = self.cell == "lstm"
+        h = memory[0] if lstm else memory
+        c = memory[1] if lstm else None
+        new_h, new_c = [], []
+        for layer in range(self.num_layers):
+            w = tuple(getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                                          "bias_hh"))
+            h_t = h[layer].to(x.dtype)
+            c_t = c[layer].to(x.dtype) if lstm else None
+            outputs = []
+            for t in range(x.shape[1]):
+                if lstm:
+                    h_t, c_t = torch.lstm_cell(x[:, t], (h_t, c_t), *w)
+                else:
+                    h_t = torch.gru_cell(x[:, t], h_t, *w)
+                outputs.append(h_t)
+            x = torch.stack(outputs, dim=1)
+            new_h.append(h_t)
+            new_c.append(c_t)
+        return x, ((torch.stack(new_h), torch.stack(new_c)) if lstm else torch.stack(new_h))
 
     def forward_sequence(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
         # one fused call instead of the generic per-step loop: the RNN's outputs are the per-step features
+        if self._use_cells(x.shape[1]):
+            return self._cells(x, memory)
         return self.rnn(x, memory)
 
 
