@@ -150,6 +150,7 @@ register_command("run", Command(
 register_command("eval", Command("evaluate a run's policy in the real backend", _configure_eval, _eval))
 register_command("play", Command("render a run's policy to an MP4 video (headless)", _configure_play, _play))
 register_command("export", Command("export a run's policy to TorchScript or ONNX", _configure_export, _export))
+register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Codes the runtime raises (``rwmspec explain CODE`` describes them):
 - RWM506: training produced NaN or infinite values.
 - RWM507: the backend cannot do what a command needs (headless rendering).
 - RWM508: the plan runs a step the runtime does not provide.
+- RWM509: not enough held-out data to evaluate a world model.
 """
 
 from __future__ import annotations

@@ -95,16 +95,61 @@ class _Camera:
         self.camera.distance, self.camera.elevation, self.camera.azimuth = 3.0, -20.0, 135.0
         self._mujoco = mujoco
 
-    def frame(self) -> np.ndarray:
-        """``[H, W, 3]`` uint8 image of env 0's current state."""
+    def frame(self, state: np.ndarray | None = None) -> np.ndarray:
+        """``[H, W, 3]`` uint8 image of env 0's current state, or of the given full physics ``state`` row."""
         mj = self._mujoco
-        mj.mj_setState(self.model, self.data, np.asarray(self.physics.state[0], dtype=np.float64), self.state_spec)
+        row = self.physics.state[0] if state is None else state
+        mj.mj_setState(self.model, self.data, np.asarray(row, dtype=np.float64), self.state_spec)
         mj.mj_forward(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
         return self.renderer.render()
 
     def close(self) -> None:
         self.renderer.close()
+
+
+class TwinCamera(_Camera):
+    """Renders env 0 of the embedded backend next to an imagined twin posed from a predicted state (visualize).
+
+    The twin's pose comes from ``rwmspec_runtime.visualize.twin_pose``; its joints from the predicted joint
+    positions (the ``joint_pos_rel`` block plus the default pose). Terms are found by kind, not by name.
+    """
+
+    def __init__(self, env, base_body: str, width: int = 480, height: int = 360) -> None:
+        super().__init__(env, base_body, width, height)
+        self.index = self.physics.index
+        plan = env.plan
+        self.kinds = {t.kind: slice(t.start, t.start + t.dim) for t in plan.observations["system_state"].terms}
+        self.default_joint_pos = np.asarray(plan.robot.default_joint_pos)
+
+    def real_pose(self) -> tuple[np.ndarray, float]:
+        """Base position and yaw of env 0 (the twin starts there)."""
+        from rwmspec_plugins.embedded.rotations import heading
+
+        row = self.physics.state[0]
+        return np.array(row[self.index.base_pos]), float(heading(row[self.index.base_quat][None])[0])
+
+    def twin_pose(self, pose, state: np.ndarray, blocks, dt: float, *, reset: bool = False):
+        """The twin's next pose ``(position, yaw, quaternion, joint positions)`` from its denormalized state."""
+        from rwmspec_runtime.visualize import twin_pose
+
+        position, yaw = pose[:2] if not reset else self.real_pose()
+        k = self.kinds
+        position, yaw, quat = twin_pose(position, yaw, state[k["base_lin_vel"]], state[k["base_ang_vel"]][2],
+                                        state[k["projected_gravity"]], dt)
+        position[2] = self.physics.state[0][self.index.base_pos][2]  # the state has no height: the real robot's
+        joints = state[k["joint_pos_rel"]] + self.default_joint_pos if "joint_pos_rel" in k else \
+            self.physics.state[0][self.index.joint_pos]
+        return position, yaw, quat, joints
+
+    def side_by_side(self, pose) -> np.ndarray:
+        """``[H, 2W, 3]``: the real env 0 on the left, the twin on the right."""
+        position, _, quat, joints = pose
+        twin = np.array(self.physics.state[0], dtype=np.float64)
+        twin[self.index.base_pos] = position
+        twin[self.index.base_quat] = quat
+        twin[self.index.joint_pos] = joints
+        return np.concatenate([self.frame(), self.frame(twin)], axis=1)
 
 
 def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = checkpoints.LATEST,

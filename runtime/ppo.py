@@ -73,7 +73,8 @@ def _without_class_name(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k != "class_name"}
 
 
-def build_ppo(plan: Plan, obs: TensorDict, num_envs: int, num_actions: int, device: str) -> PPO:
+def build_ppo(plan: Plan, obs: TensorDict, num_envs: int, num_actions: int, device: str, *,
+              num_steps: int | None = None) -> PPO:
     """PPO with actor, critic and rollout storage sized for ``num_envs`` envs of ``obs``'s groups.
 
     :param obs: one observation TensorDict of the env (batch ``[num_envs]``), used for group widths.
@@ -88,7 +89,7 @@ def build_ppo(plan: Plan, obs: TensorDict, num_envs: int, num_actions: int, devi
                              f"(env groups: {sorted(obs.keys())})")
     actor = MLPModel(obs, groups, "actor", num_actions, **_without_class_name(actor_cfg(plan)))
     critic = MLPModel(obs, groups, "critic", 1, **_without_class_name(critic_cfg(plan)))
-    storage = RolloutStorage("rl", num_envs, plan.ppo.num_steps_per_env, obs, [num_actions], device)
+    storage = RolloutStorage("rl", num_envs, num_steps or plan.ppo.num_steps_per_env, obs, [num_actions], device)
     return PPO(actor, critic, storage, device=device, **_without_class_name(algorithm_cfg(plan)))
 
 

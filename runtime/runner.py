@@ -53,13 +53,18 @@ class Runner:
         self.console_mode = console or plan.logging.console
         self.references = dict(references or {})
         seed_everything(plan.experiment.seed)
-        obs = env.get_observations().to(device)
-        self.alg = build_ppo(plan, obs, env.num_envs, env.num_actions, device)
-        self.obs = obs
+        self.obs = env.get_observations().to(device)
         self.episodes = EpisodeStats(env.num_envs, device)
         #: completed iterations (the next iteration to run has 0-based index ``iteration``)
         self.iteration = 0
-        self.steps = build_steps(plan.steps, self)
+        #: objects several steps share (e.g. the world model), keyed by name; created by the steps themselves
+        self.shared: dict[str, Any] = {}
+        # steps first: a step may bring the env whose transitions PPO learns from (``imagine``)
+        self.steps = build_steps(self)
+        policy_env = next((s.policy_env for s in self.steps if s.policy_env is not None), env)
+        num_steps = plan.ppo.num_steps_per_env if policy_env is env else policy_env.num_steps_per_env
+        self.alg = build_ppo(plan, policy_env.get_observations().to(device), policy_env.num_envs,
+                             env.num_actions, device, num_steps=num_steps)
         self.last_checkpoint: Path | None = None
         self.metrics: MetricsLog | None = None
 

@@ -7,16 +7,25 @@ table entry (``register_step``), never subclassing the runner.
 
 A step object:
 
-- ``__init__(runner)``: may read ``runner.plan``, ``runner.env``, ``runner.alg`` (rsl-rl-lib PPO),
-  ``runner.device``, ``runner.episodes``, ``runner.references`` (checkpoint paths of the plan's run references by
-  spec key, e.g. ``{"runner.world_model_from": Path}``; empty when a run resumes, because the step's own state
-  then comes back through ``load_state_dict``) and keep what it needs.
-- ``run(ctx)``: does its work for iteration ``ctx.iteration``; writes scalar metrics (TensorBoard tags) into
-  ``ctx.metrics``; reads what earlier steps left in ``ctx`` (``ctx.rollout`` from ``collect``, ``ctx.scratch``).
+- ``__init__(runner)``: may read ``runner.plan``, ``runner.env``, ``runner.device``, ``runner.episodes``,
+  ``runner.references`` (checkpoint paths of the plan's run references by spec key, e.g.
+  ``{"runner.world_model_from": Path}``; empty when a run resumes, because the step's own state then comes back
+  through ``load_state_dict``), ``runner.shared`` (objects steps share, e.g. the world model) and keep what it
+  needs.
+- ``run(ctx)``: does its work for iteration ``ctx.iteration`` (``runner.alg`` is rsl-rl-lib's PPO); writes scalar
+  metrics (TensorBoard tags) into ``ctx.metrics``; reads what earlier steps left in ``ctx`` (``ctx.rollout`` from
+  ``collect``, ``ctx.scratch``).
 - ``state_dict()`` / ``load_state_dict(checkpoint)``: extra top-level checkpoint entries the step owns (e.g.
   ``world_model_state_dict``); the runner merges them into every checkpoint and hands the whole checkpoint back on
   resume.
 - ``timing``: ``"collection"`` or ``"learning"``, the bucket its wall time is reported in.
+- ``policy_env``: None, or an env (``num_envs``, ``num_steps_per_env``, ``get_observations()``) whose transitions
+  fill PPO's rollout storage instead of the real env's; the runner sizes PPO's storage for it (the ``imagine`` step's
+  imagination env). At most one step of a plan sets it. ``runner.alg`` exists only after all steps are built.
+- ``prepare(plan)`` (class method): process-wide setup before the env exists (e.g. choosing an OpenGL backend,
+  which must happen before mujoco is imported); nothing by default.
+- A step that leaves PPO's storage unfilled in an iteration (e.g. world-model warm-up) sets
+  ``ctx.scratch["skip_policy_update"] = True``; ``update_policy`` then does nothing.
 """
 
 from __future__ import annotations
@@ -62,9 +71,15 @@ class Step:
 
     name: ClassVar[str] = ""
     timing: ClassVar[str] = "learning"
+    policy_env: Any = None
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+
+    @classmethod
+    def prepare(cls, plan: Any) -> None:
+        """Process-wide setup before the env is made; nothing by default."""
+        return None
 
     def run(self, ctx: IterationContext) -> None:
         raise NotImplementedError(f"step {type(self).__name__} must implement run(ctx)")
@@ -138,6 +153,8 @@ class UpdatePolicy(Step):
     name = "update_policy"
 
     def run(self, ctx: IterationContext) -> None:
+        if ctx.scratch.get("skip_policy_update"):
+            return
         alg = self.runner.alg
         losses = alg.update()
         for key, value in losses.items():
@@ -148,11 +165,14 @@ class UpdatePolicy(Step):
         ctx.metrics["Policy/mean_std"] = alg.get_policy().output_std.mean().item()
 
 
-#: step name -> ``"module:Class"``; the world-model steps add ``store_transitions``, ``update_world_model``,
-#: ``imagine`` here.
+#: step name -> ``"module:Class"`` (imported when a plan uses the step).
 STEP_TABLE: dict[str, str | type[Step]] = {
     "collect": "rwmspec_runtime.steps:CollectRollout",
     "update_policy": "rwmspec_runtime.steps:UpdatePolicy",
+    "store_transitions": "rwmspec_runtime.world_model.steps:StoreTransitions",
+    "update_world_model": "rwmspec_runtime.world_model.steps:UpdateWorldModel",
+    "imagine": "rwmspec_runtime.imagination.step:Imagine",
+    "visualize": "rwmspec_runtime.visualize:Visualize",
 }
 
 
@@ -161,19 +181,19 @@ def register_step(name: str, step: str | type[Step]) -> None:
     STEP_TABLE[name] = step
 
 
-def build_steps(names: tuple[str, ...] | list[str], runner: Runner) -> list[Step]:
-    """One step object per name, in order; a name without a table entry is an RWM508 error listing the known ones."""
-    unknown = [n for n in names if n not in STEP_TABLE]
+def step_classes(plan: Any) -> list[type[Step]]:
+    """The Step class of each of ``plan.steps``, in order; a name without a table entry is an RWM508 error listing
+    the known ones."""
+    unknown = [n for n in plan.steps if n not in STEP_TABLE]
     if unknown:
         known = ", ".join(sorted(STEP_TABLE))
-        stage = runner.plan.experiment.stage
         raise runtime_error(
-            "RWM508", f"the plan of stage '{stage}' runs step(s) {', '.join(map(repr, unknown))} that this runtime "
-            f"does not provide (available steps: {known})", file=runner.plan.spec_file,
+            "RWM508", f"the plan of stage '{plan.experiment.stage}' runs step(s) {', '.join(map(repr, unknown))} that "
+            f"this runtime does not provide (available steps: {known})", file=plan.spec_file,
             hint="update rwmspec, or install the package that registers these steps")
-    steps = []
-    for name in names:
-        entry = STEP_TABLE[name]
-        cls = resolve(entry) if isinstance(entry, str) else entry
-        steps.append(cls(runner))
-    return steps
+    return [resolve(STEP_TABLE[n]) if isinstance(STEP_TABLE[n], str) else STEP_TABLE[n] for n in plan.steps]
+
+
+def build_steps(runner: Runner) -> list[Step]:
+    """One step object per name of ``runner.plan.steps``, in order."""
+    return [cls(runner) for cls in step_classes(runner.plan)]

@@ -177,6 +177,10 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
 
     from rwmspec_runtime.runner import Runner
 
+    from rwmspec_runtime.steps import step_classes
+
+    for step in step_classes(plan):
+        step.prepare(plan)
     registry = get_registry()
     seed_everything(plan.experiment.seed)
     env = make_env(plan, registry, device=plan.sim.device)

@@ -306,6 +306,14 @@ CODES: dict[str, Code] = {
         "a plan compiled by a newer rwmspec whose stage adds a step",
         "Use the rwmspec release that compiled the plan, or recompile the spec with this one.",
     ),
+    "RWM509": Code(
+        "Not enough data to evaluate a world model",
+        "eval-model found no held-out trajectory of the asked length without an episode boundary, or the length "
+        "leaves nothing to predict after the history window.",
+        "A window that crosses a fall or a reset mixes two episodes, so the model's error on it means nothing.",
+        "rwmspec eval-model RUN --length 400   # the run's policy falls after 2 s",
+        "Evaluate a checkpoint whose policy walks, or pass a shorter --length (longer than history_horizon).",
+    ),
 }
 
 

@@ -420,6 +420,13 @@ class _PlanCompiler:
         return tuple(float(v) for v in values)
 
     # ---------------------------------------------------------------- stage, world model, references
+    def runner_settings(self) -> Any:
+        """The runner section; the visualize stage is one pass, so it runs (and saves) exactly one iteration."""
+        runner = self.spec.runner
+        if self.spec.experiment.stage == "visualize":
+            return attrs.evolve(runner, max_iterations=1, save_interval=1)
+        return runner
+
     def stage_requirements(self, groups: dict[str, ObservationGroupPlan]) -> None:
         spec, stage = self.spec, self.spec.experiment.stage
         wanted = {"policy"} | set(spec.policy.actor_observations) | set(spec.policy.critic_observations)
@@ -548,7 +555,7 @@ class _PlanCompiler:
             commands=commands, actions=actions, events=events, terminations=terminations, rewards=rewards,
             observations=groups, world_model=world_model,
             imagination=spec.imagination if "imagine" in STAGE_STEPS[spec.experiment.stage] else None,
-            ppo=spec.ppo, policy=spec.policy, runner=spec.runner,
+            ppo=spec.ppo, policy=spec.policy, runner=self.runner_settings(),
             policy_from=policy_from, world_model_from=world_model_from,
             logging=spec.logging, visualize=spec.visualize, quirks=spec.upstream_quirks,
             steps=STAGE_STEPS[spec.experiment.stage])

@@ -275,6 +275,9 @@ class EmbeddedVecEnv:
         unstable_t = torch.from_numpy(unstable)
         time_outs |= unstable_t & ~terminated
         weighted = call_reward_terms(view, self.plan.rewards, self._reward_fns)
+        if bool(unstable_t.any()):
+            # a diverged state says nothing about the policy: its terms would only corrupt the value targets
+            weighted = {name: value.masked_fill(unstable_t, 0.0) for name, value in weighted.items()}
         rewards = total_reward(weighted, view)
         for name, value in weighted.items():
             self.episode_sums[name] += value

@@ -26,6 +26,9 @@ from rwmspec_plugins.embedded.model import ModelIndex
 CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL.value
 #: Envs per thread-pool task for ``chunk_size = 0``: this many tasks per thread balance uneven contact loads.
 TASKS_PER_THREAD = 4
+#: speed (m/s or rad/s) beyond which an env's simulation counts as diverged: far above what a legged robot reaches
+#: (ANYmal's joints stay below about 20 rad/s, its base below 5 m/s) and far below MuJoCo's own 1e10 check
+MAX_SPEED = 200.0
 
 
 def available_cores() -> int:
@@ -71,6 +74,7 @@ class BatchedPhysics:
         #: sensor values after each substep of the last control step, ``[N, decimation, nsensordata]``
         self.sensordata = np.zeros((n, decimation, index.nsensordata))
         self._control = np.zeros((n, decimation, index.nu))
+        self._speed_cols = np.concatenate([index.base_lin_vel, index.base_ang_vel, index.joint_vel])
         #: contact-group body columns: all groups' force columns in one gather, and each group's body slice
         groups = list(index.contact_force)
         cols = np.concatenate([index.contact_force[g].reshape(-1) for g in groups]) if groups else np.zeros(0, int)
@@ -104,9 +108,12 @@ class BatchedPhysics:
                            skip_checks=True, nstep=self.decimation, state=self._trajectory,
                            sensordata=self.sensordata, chunk_size=self.chunk_size)
         self.state[:] = self._trajectory[:, -1]
-        # an unstable env is reset by mj_step (time restarts at 0) and its rollout stops advancing
+        # an unstable env is reset by mj_step (time restarts at 0) and its rollout stops advancing; one whose speeds
+        # ran away without tripping MuJoCo's own check would feed huge observations to the policy, whose huge
+        # actions then poison PPO's value targets: both count as unstable
         expected = start_time + (self.decimation - 0.5) * self.physics_dt
-        return ~(self.state[:, 0] > expected) | ~np.isfinite(self.state).all(axis=1)
+        speeds = np.abs(self.state[:, self._speed_cols]).max(axis=1)
+        return ~(self.state[:, 0] > expected) | ~np.isfinite(self.state).all(axis=1) | ~(speeds < MAX_SPEED)
 
     def clear_sensors(self, mask: np.ndarray) -> None:
         """Zero the sensor values of the envs in ``mask`` (a reset env has no torques or contact forces yet)."""

@@ -1,0 +1,217 @@
+"""The visualize stage: each real env next to an imagined twin that starts from its state and gets its actions.
+
+One pass (the stage runs one iteration): the policy (``runner.policy_from``, deterministic) drives the real envs for
+``history_horizon + visualize.num_steps`` steps. The first M steps are the twin's context: the world model
+(``runner.world_model_from``, fingerprint-checked) is warmed up on that real window, then predicts each next state
+from its own previous prediction and the action the policy took in the *real* env. When a real env's episode ends,
+its twin is re-synchronised to the real state after the reset (memory rows cleared).
+
+Outputs in ``RUN/visualize/``: ``<block>.png`` per system_state block (env 0, real solid, imagined dashed),
+``error.png`` (relative L1 error per step, all envs) and ``visualize.mp4`` (real robot left, twin right). The
+twin's state has no position or yaw; the video integrates them from the twin's predicted base velocities, and takes
+its height from the real robot. Metrics ``Visualize/autoregressive_error[/<block>]`` go to the run's writers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rwmspec_runtime import checkpoints
+from rwmspec_runtime.errors import runtime_error
+from rwmspec_runtime.steps import IterationContext, Step
+from rwmspec_runtime.world_model.evaluation import state_block_slices
+from rwmspec_runtime.world_model.system import WorldModelSystem
+from rwmspec_runtime.world_model.system_data import observed_system_groups
+
+OUTPUT_DIR = "visualize"
+VIDEO_FILE = "visualize.mp4"
+
+
+def twin_pose(position: np.ndarray, yaw: float, lin_vel_b: np.ndarray, yaw_rate: float, gravity_b: np.ndarray,
+              dt: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Advance an imagined base pose by one control step: ``(position [3], yaw, quaternion wxyz [4])``.
+
+    Roll and pitch come from the predicted gravity direction ``g_b = R^T (0, 0, -1)`` of ``R = Rz Ry Rx``, so
+    ``g_b = (sin p, -sin r cos p, -cos r cos p)``; yaw and the horizontal position integrate the predicted rates.
+    """
+    from rwmspec_plugins.embedded.rotations import from_euler_xyz
+
+    pitch = math.asin(float(np.clip(gravity_b[0], -1.0, 1.0)))
+    roll = math.atan2(-float(gravity_b[1]), -float(gravity_b[2]))
+    yaw = yaw + float(yaw_rate) * dt
+    c, s = math.cos(yaw), math.sin(yaw)
+    position = position.copy()
+    position[0] += (c * lin_vel_b[0] - s * lin_vel_b[1]) * dt
+    position[1] += (s * lin_vel_b[0] + c * lin_vel_b[1]) * dt
+    quat = from_euler_xyz(np.array(roll), np.array(pitch), np.array(yaw))
+    return position, yaw, quat
+
+
+class Visualize(Step):
+    """Real envs and their imagined twins, side by side (see the module docstring)."""
+
+    name = "visualize"
+    timing = "collection"
+
+    def __init__(self, runner: Any) -> None:
+        super().__init__(runner)
+        plan = runner.plan
+        source = runner.references.get("runner.world_model_from")
+        if source is None:
+            raise runtime_error("RWM503", "the visualize stage needs a world model: set runner.world_model_from",
+                                file=plan.spec_file, hint="e.g. world_model_from = { spec = \"anymal_d_finetune.toml\" }")
+        self.system = WorldModelSystem(plan, runner.env.num_envs, runner.device)
+        self.system.load_state_dict(checkpoints.load_checkpoint(source, map_location=runner.device), optimizer=False,
+                                    path=source)
+        self.blocks = state_block_slices(plan.observations["system_state"])
+
+    @classmethod
+    def prepare(cls, plan: Any) -> None:
+        if plan.visualize.video:
+            from rwmspec_runtime.play import choose_gl_backend
+
+            choose_gl_backend()  # must precede the env's mujoco import
+
+    def run(self, ctx: IterationContext) -> None:
+        if ctx.iteration > 0:
+            return  # one pass is the whole stage
+        runner, plan, env = self.runner, self.runner.plan, self.runner.env
+        vis = plan.visualize
+        out_dir = runner.run_dir.path / OUTPUT_DIR
+        out_dir.mkdir(parents=True, exist_ok=True)
+        commands = getattr(env, "commands", None)
+        if commands is not None and hasattr(commands, "resampling_time_range_s"):
+            commands.resampling_time_range_s = (vis.command_resample_s, vis.command_resample_s)
+        env.episode_length_buf = torch.zeros_like(env.episode_length_buf)  # no time-out inside the pass
+        camera = self._camera(env) if vis.video else None
+
+        real, twin, frames = self._roll(env, camera)
+        if camera is not None:
+            camera.close()
+        M = plan.world_model.history_horizon
+        real_n, twin_n = real[:, M:], twin[:, M:]
+        norm = real_n.abs().sum(-1).clamp_min(1e-8)
+        error = (twin_n - real_n).abs().sum(-1) / norm  # [N, T]
+        ctx.metrics["Visualize/autoregressive_error"] = float(error.mean())
+        for name, dims in self.blocks.items():
+            block_err = (twin_n[..., dims] - real_n[..., dims]).abs().sum(-1) / real_n[..., dims].abs().sum(-1) \
+                .clamp_min(1e-8)
+            ctx.metrics[f"Visualize/autoregressive_error/{name}"] = float(block_err.mean())
+        self._plots(real_n, twin_n, error, out_dir)
+        if frames:
+            self._video(frames, out_dir / VIDEO_FILE, plan.sim.control_dt)
+            runner.log(f"video: {out_dir / VIDEO_FILE}")
+        runner.log(f"plots: {out_dir}")
+        ctx.scratch["skip_policy_update"] = True
+
+    # -- the pass ----------------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _roll(self, env: Any, camera: Any) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+        """Real and twin normalized states ``[N, M + steps, S]`` (twin entries t < M copy the real context)."""
+        runner, system = self.runner, self.system
+        model, normalizer = system.model.eval(), system.normalizer
+        M, steps, dt = runner.plan.world_model.history_horizon, runner.plan.visualize.num_steps, runner.plan.sim.control_dt
+        actor = runner.alg.actor
+        obs = runner.obs
+        groups = system.groups
+        n = env.num_envs
+        real_states, actions, twin_states = [], [], []
+        frames: list[np.ndarray] = []
+        state = normalizer.entry(obs.select(*groups)).state
+        twin_next = None
+        pose = None
+        for k in range(M + steps):
+            action = actor(obs)
+            real_states.append(state)
+            actions.append(normalizer.normalize_action(action.float()))
+            if k < M:
+                twin_states.append(state)
+            else:
+                twin_states.append(twin_next)
+            if k == M - 1:  # warm the twin up on the whole real context
+                model.init_memory(n)
+                twin_next = model.predict(torch.stack(real_states, 1), torch.stack(actions, 1)).next_state
+                if camera is not None:
+                    pose = camera.real_pose()
+            elif k >= M:
+                twin_next = model.predict(twin_states[-1], actions[-1]).next_state
+            obs, _, dones, extras = env.step(action.to(env.device))
+            obs = obs.to(runner.device)
+            dones = dones.to(runner.device).bool()
+            state = normalizer.entry(obs.select(*groups)).state
+            if k >= M - 1 and bool(dones.any()):
+                # the real env restarted: its twin restarts from the new real state with an empty memory
+                ids = dones.nonzero().squeeze(-1)
+                model.reset(ids)
+                twin_next = twin_next.clone()
+                twin_next[ids] = state[ids]
+            if camera is not None and k >= M - 1 and k < M + steps - 1:
+                pose = camera.twin_pose(pose, normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy(),
+                                        self.blocks, dt, reset=bool(dones[0]))
+                frames.append(camera.side_by_side(pose))
+        runner.obs = obs
+        return torch.stack(real_states, 1), torch.stack(twin_states, 1), frames
+
+    # -- outputs -----------------------------------------------------------------------------------------------------
+    def _plots(self, real: torch.Tensor, twin: torch.Tensor, error: torch.Tensor, out_dir: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        normalizer = self.system.normalizer
+        real_d = normalizer.denormalize_state(real[0]).cpu().numpy()
+        twin_d = normalizer.denormalize_state(twin[0]).cpu().numpy()
+        t = np.arange(real_d.shape[0]) * self.runner.plan.sim.control_dt
+        terms = {term.name: term for term in self.runner.plan.observations["system_state"].terms}
+        for name, dims in self.blocks.items():
+            width = dims.stop - dims.start
+            cols = min(width, 3)
+            rows = math.ceil(width / cols)
+            fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.2 * rows), squeeze=False, sharex=True)
+            labels = terms[name].labels or tuple(f"{name}[{i}]" for i in range(width))
+            for i in range(width):
+                ax = axes[i // cols][i % cols]
+                ax.plot(t, real_d[:, dims.start + i], color="black", lw=1.2, label="real")
+                ax.plot(t, twin_d[:, dims.start + i], color="tab:orange", lw=1.2, ls="--", label="imagined")
+                ax.set_title(labels[i] if i < len(labels) else f"{name}[{i}]", fontsize=8)
+            for j in range(width, rows * cols):
+                axes[j // cols][j % cols].axis("off")
+            axes[0][0].legend(fontsize=7)
+            fig.suptitle(f"{name}: real (env 0) vs imagined twin", fontsize=10)
+            fig.tight_layout()
+            fig.savefig(out_dir / f"{name}.png", dpi=90)
+            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        mean = error.mean(0).cpu().numpy()
+        ax.plot(np.arange(1, len(mean) + 1), mean)
+        ax.set_xlabel("steps after the context")
+        ax.set_ylabel("relative L1 error")
+        ax.set_title("twin error, mean over envs")
+        fig.tight_layout()
+        fig.savefig(out_dir / "error.png", dpi=90)
+        plt.close(fig)
+
+    def _camera(self, env: Any):
+        from rwmspec_runtime.play import TwinCamera
+
+        return TwinCamera(env, self.runner.plan.robot.base_body)
+
+    @staticmethod
+    def _video(frames: list[np.ndarray], path: Path, dt: float) -> None:
+        import imageio.v2 as imageio
+
+        partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+        try:
+            with imageio.get_writer(partial, fps=max(1, round(1.0 / dt)), codec="libx264", macro_block_size=1,
+                                    format="FFMPEG") as writer:
+                for frame in frames:
+                    writer.append_data(frame)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
