@@ -156,7 +156,12 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
         if checkpoints.list_checkpoints(run.path) or request.checkpoint != checkpoints.LATEST:
             checkpoint_path = checkpoints.resolve_checkpoint(run.path, request.checkpoint)
     else:
-        references = _resolve_references(request, plan, root, log)
+        try:
+            references = _resolve_references(request, plan, root, log)
+        except BaseException:
+            if request.run_dir is None:
+                run.path.rmdir()  # the directory new_run_dir just reserved, still empty: leave no dead run behind
+            raise
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_run_record({
             "spec": str(Path(request.spec).resolve()), "overlays": [str(Path(o).resolve()) for o in request.overlays],
@@ -176,7 +181,6 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
     log(f"TensorBoard:   tensorboard --logdir {run.path.parent}")
 
     from rwmspec_runtime.runner import Runner
-
     from rwmspec_runtime.steps import step_classes
 
     for step in step_classes(plan):

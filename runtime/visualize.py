@@ -26,7 +26,6 @@ from rwmspec_runtime.errors import runtime_error
 from rwmspec_runtime.steps import IterationContext, Step
 from rwmspec_runtime.world_model.evaluation import state_block_slices
 from rwmspec_runtime.world_model.system import WorldModelSystem
-from rwmspec_runtime.world_model.system_data import observed_system_groups
 
 OUTPUT_DIR = "visualize"
 VIDEO_FILE = "visualize.mp4"

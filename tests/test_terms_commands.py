@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from rwmspec_runtime.terms.commands import VelocityCommand, VelocityRanges, sample_uniform, wrap_to_pi
 
 N = 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from rwmspec_runtime.terms import contact_timers
 from rwmspec_runtime.terms.rewards import first_contact
 

@@ -8,11 +8,11 @@ import types
 import numpy as np
 import pytest
 import torch
+
+from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan
 from rwmspec_runtime.terms import observations as obs
 from rwmspec_runtime.terms.registry import compute_observation_group
 from rwmspec_runtime.terms.state import StateView
-
-from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan
 
 N, J = 5, 12
 

@@ -11,14 +11,14 @@ import inspect
 import attrs
 import pytest
 import torch
+
+from rwmspec.manager import Registry
+from rwmspec.plan import TermPlan
 from rwmspec_plugins.locomotion import plugin as locomotion
 from rwmspec_runtime.terms import contact_timers
 from rwmspec_runtime.terms.commands import VelocityCommand
 from rwmspec_runtime.terms.registry import bind_term_functions, call_reward_terms, resolve_term_function
 from rwmspec_runtime.terms.state import StateView
-
-from rwmspec.manager import Registry
-from rwmspec.plan import TermPlan
 
 N, J = 4, 12
 KINDS = {(k.category, k.name): k for k in locomotion.rwmspec_term_kinds()}

@@ -8,11 +8,11 @@ import types
 import numpy as np
 import pytest
 import torch
+
+from rwmspec.plan import TermPlan
 from rwmspec_runtime.terms import contact_timers, rewards
 from rwmspec_runtime.terms.registry import call_reward_terms, total_reward
 from rwmspec_runtime.terms.state import ContactTimers, StateView
-
-from rwmspec.plan import TermPlan
 
 N, J, DT = 6, 12, 0.02
 
@@ -244,10 +244,9 @@ def test_call_reward_terms_rejects_bad_shapes_and_params():
 
 
 def test_bind_term_functions_resolves_kinds_with_clear_errors():
-    from rwmspec_runtime.terms.registry import bind_term_functions, resolve_term_function
-
     from rwmspec.manager import Registry
     from rwmspec.types import TermKind
+    from rwmspec_runtime.terms.registry import bind_term_functions, resolve_term_function
 
     kinds = {("reward", "stand_still"): TermKind(name="stand_still", category="reward", description="d",
                                                  function="rwmspec_runtime.terms.rewards:stand_still"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from rwmspec_runtime.terms.state import ContactTimers
 
 

@@ -10,6 +10,7 @@ Returned tensors may alias the view's tensors: callers concatenate them (which c
 from __future__ import annotations
 
 import torch
+
 from rwmspec_runtime.terms.state import StateView
 
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from rwmspec_runtime.terms.state import StateView
 
 from rwmspec.manager import Registry, resolve
 from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan, TermPlan
 from rwmspec.types import TermKind
+from rwmspec_runtime.terms.state import StateView
 
 TermFunction = Callable[..., torch.Tensor]
 

@@ -10,6 +10,7 @@ of contact terms are accepted for spec compatibility only.
 from __future__ import annotations
 
 import torch
+
 from rwmspec_runtime.terms.observations import _contact_group
 from rwmspec_runtime.terms.state import ContactTimers, StateView
 
