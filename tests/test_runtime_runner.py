@@ -166,12 +166,12 @@ def test_same_seed_same_first_iteration_on_cpu(tmp_path):
 
 
 def test_unknown_step_fails_at_start_listing_the_known_ones(tmp_path):
-    plan = make_plan(steps=("collect", "store_transitions", "update_policy"))
+    plan = make_plan(steps=("collect", "world_model_dreams", "update_policy"))
     with pytest.raises(SpecError) as err:
         Runner(plan, DummyEnv(), tmp_path, device="cpu")
     (diag,) = err.value.diagnostics
     assert diag.code == "RWM508"
-    assert "'store_transitions'" in diag.message and "collect, update_policy" in diag.message
+    assert "'world_model_dreams'" in diag.message and "collect, imagine, store_transitions" in diag.message
 
 
 def test_nan_observation_stops_with_a_diagnostic_naming_the_group(tmp_path):
