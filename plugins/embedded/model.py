@@ -67,6 +67,15 @@ class ActuatorParameters:
     voltage_limit: float = 0.0
 
 
+def plan_actuator(plan: Plan, robot: RobotDef) -> ActuatorDef:
+    """The robot's actuator with the robot options ``actuator_stiffness`` / ``actuator_damping`` applied (a robot
+    plugin that offers them lets a spec change the PD gains without a new robot)."""
+    options = plan.robot.options
+    changes = {field: options[key] for key, field in (("actuator_stiffness", "stiffness"),
+                                                     ("actuator_damping", "damping")) if options.get(key) is not None}
+    return attrs.evolve(robot.actuator, **changes)
+
+
 def actuator_parameters(actuator: ActuatorDef) -> ActuatorParameters:
     """The MuJoCo actuator that reproduces Isaac Lab's actuator model ``actuator``.
 
@@ -156,7 +165,7 @@ def build_model(plan: Plan, robot: RobotDef, *, solver_iterations: int | None = 
             _require(name, bodies, f"body (contact group {group!r})", path)
 
     # one actuator per plan joint, with the robot's actuator model
-    params = actuator_parameters(robot.actuator)
+    params = actuator_parameters(plan_actuator(plan, robot))
     by_joint: dict[str, mujoco.MjsActuator] = {}
     for act in spec.actuators:
         if act.trntype == mujoco.mjtTrn.mjTRN_JOINT and act.target in plan.robot.joint_names:
