@@ -85,6 +85,16 @@ class RobotDef:
     def contact_group(self, name: str) -> ContactGroup | None:
         return next((g for g in self.contact_groups if g.name == name), None)
 
+    @property
+    def soft_joint_pos_limits(self) -> tuple[tuple[float, float], ...]:
+        """Per-joint soft limits: the hard range shrunk about its middle by ``soft_joint_pos_limit_factor`` (Isaac
+        Lab's definition, which ``dof_pos_limits`` penalises); empty without hard limits."""
+        soft = []
+        for low, high in self.joint_pos_limits:
+            middle, half = 0.5 * (low + high), 0.5 * (high - low) * self.soft_joint_pos_limit_factor
+            soft.append((middle - half, middle + half))
+        return tuple(soft)
+
 
 @attrs.frozen(kw_only=True)
 class TermKind:

@@ -72,15 +72,6 @@ def make_embedded_env(plan: Plan, registry: Registry, *, device: str | torch.dev
     return EmbeddedVecEnv(plan, registry, config, device=device, num_envs=num_envs)
 
 
-def soft_joint_limits(robot: RobotDef) -> np.ndarray | None:
-    """``[J, 2]`` soft position limits: the hard range shrunk about its middle by the robot's soft factor."""
-    if not robot.joint_pos_limits:
-        return None
-    limits = np.asarray(robot.joint_pos_limits, dtype=float)
-    middle, half = limits.mean(axis=1), 0.5 * (limits[:, 1] - limits[:, 0]) * robot.soft_joint_pos_limit_factor
-    return np.stack([middle - half, middle + half], axis=-1)
-
-
 def _default_state(model: mujoco.MjModel, index: ModelIndex, robot: RobotDef) -> np.ndarray:
     """Full physics state of the default pose: base at the robot's initial height, level, at rest."""
     data = mujoco.MjData(model)
@@ -154,7 +145,7 @@ class EmbeddedVecEnv:
         self.physics = BatchedPhysics(models, index, decimation=plan.sim.decimation, num_threads=options.num_threads,
                                       chunk_size=options.chunk_size, contact_history=options.contact_history)
         default_state = _default_state(model, index, self.robot)
-        limits = soft_joint_limits(self.robot)
+        limits = np.asarray(self.robot.soft_joint_pos_limits) if self.robot.soft_joint_pos_limits else None
         self._reset_events = ResetEvents(plan, self.physics, default_state, limits)
         self._interval_events = IntervalEvents(plan, self.physics, self._interval_rng)
         default_joint_pos = np.asarray(self.robot.default_joint_pos, dtype=float)

@@ -214,11 +214,6 @@ class StateMapping:
 
 
 def soft_joint_pos_limits(robot: Any, device: torch.device | str = "cpu") -> torch.Tensor | None:
-    """``[J, 2]`` soft joint limits of a ``RobotDef``: the hard range shrunk about its middle by the soft factor
-    (Isaac Lab ``soft_joint_pos_limit_factor``), as the embedded backend computes them; None without limits."""
-    if not robot.joint_pos_limits:
-        return None
-    limits = torch.tensor(robot.joint_pos_limits, dtype=torch.float64)
-    middle = limits.mean(dim=1)
-    half = 0.5 * (limits[:, 1] - limits[:, 0]) * robot.soft_joint_pos_limit_factor
-    return torch.stack([middle - half, middle + half], dim=-1).to(device=device, dtype=torch.float32)
+    """``[J, 2]`` soft joint limits of a ``RobotDef`` (``RobotDef.soft_joint_pos_limits``); None without limits."""
+    limits = robot.soft_joint_pos_limits
+    return torch.tensor(limits, dtype=torch.float32, device=device) if limits else None
