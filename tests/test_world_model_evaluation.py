@@ -21,6 +21,7 @@ from rwmspec_runtime.world_model.evaluation import (
     evaluate_world_model,
     precision_recall,
     relative_error,
+    termination_at_falls,
 )
 from rwmspec_runtime.world_model.replay_buffer import Windows
 
@@ -192,6 +193,23 @@ def test_contact_scores_of_an_always_in_contact_head(mode):
     assert result.contact.recall == 1.0
     assert result.contact.precision == pytest.approx(float(positives.mean()))
     assert result.metrics()["contact_recall"] == 1.0
+
+
+@pytest.mark.parametrize("bias, recall", [(-10.0, 0.0), (10.0, 1.0)])
+def test_termination_at_falls_scores_the_last_entry(bias, recall):
+    model = _constant_bias_model(torch.zeros(S))
+    with torch.no_grad():
+        model.termination_head.output_layer.weight.zero_()
+        model.termination_head.output_layer.bias.fill_(bias)
+    g = torch.Generator().manual_seed(0)
+    falls = windows_of(torch.randn(4, M + 1, S, generator=g), torch.zeros(4, M + 1, A))
+    falls.termination[:, -1] = 1.0
+    others = windows_of(torch.randn(6, M + 1, S, generator=g), torch.zeros(6, M + 1, A))
+    scores = termination_at_falls(model, falls, others)
+    assert scores["termination_recall_at_falls"] == recall  # a head that never fires: "never terminate"
+    assert scores["termination_prob_at_falls"] == pytest.approx(torch.sigmoid(torch.tensor(bias)).item(), abs=1e-6)
+    if bias > 0:
+        assert scores["termination_precision_at_falls"] == pytest.approx(4 / 10)
 
 
 def test_evaluation_leaves_the_inference_memory_alone():

@@ -158,3 +158,15 @@ def test_state_dict_round_trip():
     assert torch.equal(a.state, b.state)
     with pytest.raises(ValueError, match="replay_buffer_size"):
         ReplayBuffer(2, 7, S, A).load_state_dict(buf.state_dict())
+
+
+def test_termination_windows_end_in_a_fall_never_a_time_out():
+    buf = ReplayBuffer(2, 12, S, A)
+    for step in range(8):
+        state = torch.full((2, S), float(step))
+        done = torch.tensor([step == 5, step == 5])
+        buf.add(state, torch.zeros(2, A), done=done, time_out=torch.tensor([False, True]))
+    windows = buf.termination_windows(3, 10, torch.Generator().manual_seed(0))
+    assert windows.env_ids.tolist() == [0]  # env 1 timed out: not a fall
+    assert windows.state[0, :, 0].tolist() == [3.0, 4.0, 5.0]
+    assert ReplayBuffer(1, 4, S, A).termination_windows(2, 1) is None

@@ -187,3 +187,26 @@ def evaluate_world_model(model: SystemDynamicsEnsemble, trajectories: Windows, *
     if model.termination_dim > 0:
         result.termination = precision_recall(termination_prob, trajectories.termination[:, M:])
     return result
+
+
+@torch.no_grad()
+def termination_at_falls(model: SystemDynamicsEnsemble, falls: Windows, others: Windows) -> dict[str, float]:
+    """Does the termination head predict falls? Upstream's learns "never terminate" (termination is rare).
+
+    Both window sets have ``history_horizon + 1`` entries; the head reads the true M-step context (teacher forced)
+    and predicts the termination flag of the last entry. ``falls`` end in a termination, ``others`` are uniform
+    windows (mostly not). Returns the recall at falls, the precision over both sets pooled, and the mean predicted
+    probability at falls and elsewhere (0.5 threshold on the ensemble mean).
+    """
+    def last_prob(w: Windows) -> tuple[torch.Tensor, torch.Tensor]:
+        _, termination = _teacher_forced_probs(model, w.state, w.action)
+        return termination[:, -1], w.termination[:, -1]
+
+    fall_prob, fall_label = last_prob(falls)
+    other_prob, other_label = last_prob(others)
+    pooled = precision_recall(torch.cat([fall_prob, other_prob]), torch.cat([fall_label, other_label]))
+    at_falls = precision_recall(fall_prob, fall_label)
+    quiet = other_label < 0.5
+    return {"termination_recall_at_falls": at_falls.recall, "termination_precision_at_falls": pooled.precision,
+            "termination_prob_at_falls": float(fall_prob.mean()),
+            "termination_prob_elsewhere": float(other_prob[quiet].mean()) if bool(quiet.any()) else math.nan}

@@ -191,6 +191,23 @@ class ReplayBuffer:
         order = torch.randperm(flat.numel(), generator=generator, device=_sample_device(generator, self.device))
         return self._gather(flat[order[:count].to(self.device)], length)
 
+    def termination_windows(self, length: int, count: int, generator: torch.Generator | None = None
+                            ) -> Windows | None:
+        """Up to ``count`` distinct valid windows of ``length`` entries whose last entry is a termination (done and
+        not a time-out: a fall), for scoring the termination head; None when the buffer holds none."""
+        flat = self._valid_starts(length)
+        if flat.numel() == 0:
+            return None
+        num_starts = self._filled - length + 1
+        env, start = flat // num_starts, flat % num_starts
+        base = 0 if self.windows_cross_episodes else self._oldest_slot()
+        last = (base + start + length - 1) % self.capacity
+        falls = flat[self._done[env, last] & ~self._time_out[env, last]]
+        if falls.numel() == 0:
+            return None
+        order = torch.randperm(falls.numel(), generator=generator, device=_sample_device(generator, self.device))
+        return self._gather(falls[order[:count].to(self.device)], length)
+
     # -- checkpoints -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in self._data.items()}, "done": self._done, "time_out": self._time_out,

@@ -14,7 +14,7 @@ import torch
 
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.steps import IterationContext, NonFiniteError, Step
-from rwmspec_runtime.world_model.evaluation import evaluate_world_model, state_block_slices
+from rwmspec_runtime.world_model.evaluation import evaluate_world_model, state_block_slices, termination_at_falls
 from rwmspec_runtime.world_model.system import WorldModelSystem
 from rwmspec_runtime.world_model.system_data import observed_system_groups
 from rwmspec_runtime.world_model.trainer import LOG_PREFIX
@@ -83,7 +83,14 @@ class UpdateWorldModel(Step):
                                                   system.generator)
         result = evaluate_world_model(system.model, trajectories, noise_sigmas=EVAL_NOISE_SIGMAS,
                                       blocks=self.blocks, generator=system.generator)
-        return {f"{LOG_PREFIX}{k}": v for k, v in result.metrics().items()}
+        metrics = result.metrics()
+        # trajectories never hold a fall before their end, so the termination head is scored on windows ending in one
+        length = system.model.history_horizon + 1
+        falls = system.buffer.termination_windows(length, spec.num_eval_trajectories, system.generator)
+        if falls is not None and system.model.termination_dim > 0:
+            others = system.buffer.sample_windows(spec.num_eval_trajectories, length, system.generator)
+            metrics.update(termination_at_falls(system.model, falls, others))
+        return {f"{LOG_PREFIX}{k}": v for k, v in metrics.items()}
 
     def state_dict(self) -> dict[str, Any]:
         return self.system.state_dict()
