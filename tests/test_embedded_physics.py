@@ -13,7 +13,7 @@ from rwmspec.manager import get_registry
 from rwmspec.plan import TermPlan
 from rwmspec_plugins.embedded.compile import EmbeddedConfig, compile_embedded
 from rwmspec_plugins.embedded.events import IntervalEvents, ResetEvents, build_env_models
-from rwmspec_plugins.embedded.model import actuator_parameters, build_model
+from rwmspec_plugins.embedded.model import actuator_parameters, build_model, plan_actuator
 from rwmspec_plugins.embedded.physics import BatchedPhysics
 from rwmspec_plugins.embedded.plugin import EmbeddedOptions
 
@@ -112,10 +112,11 @@ def _isaac_lab_dc_motor(q, qd, target, kp, kd, saturation, effort, velocity_limi
     return np.clip(torque, lower, upper)
 
 
-def test_dc_motor_actuator_matches_isaac_lab_within_rated_speed(robot, built):
-    """MuJoCo's dcmotor with the derived constants reproduces Isaac Lab's DCMotor torque-speed clip."""
+def test_dc_motor_actuator_matches_isaac_lab_within_rated_speed(plan, robot, built):
+    """MuJoCo's dcmotor with the derived constants reproduces Isaac Lab's DCMotor torque-speed clip (with the gains
+    the plan's robot options give)."""
     model, index = built
-    a = robot.actuator
+    a = plan_actuator(plan, robot)
     assert actuator_parameters(a).dc_motor
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
