@@ -65,8 +65,10 @@ class Progress:
         if "Train/mean_reward" in m:
             parts.append(f"reward {m['Train/mean_reward']:.2f}")
             parts.append(f"ep len {m['Train/mean_episode_length']:.0f}")
-        else:
-            parts.append(f"step reward {m.get('Train/mean_step_reward', float('nan')):.4f}")
+        elif "Train/mean_step_reward" in m:
+            parts.append(f"step reward {m['Train/mean_step_reward']:.4f}")
+        if "Visualize/autoregressive_error" in m:
+            parts.append(f"twin error {m['Visualize/autoregressive_error']:.3g}")
         losses = " ".join(f"{k[5:]} {v:.3g}" for k, v in m.items()
                           if k.startswith("Loss/") and k != "Loss/learning_rate")
         if losses:
