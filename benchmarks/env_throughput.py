@@ -28,9 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+from results_file import RESULTS_DIR, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "anymal_d_pretrain.toml"
-RESULTS = ROOT / "benchmarks" / "results" / "env_throughput.json"
+RESULTS = RESULTS_DIR / "env_throughput.json"
 ENV_COUNTS = (64, 256, 1024, 4096)
 THREADS = (1, 2)
 #: (warm-up steps, timed steps) per mode
@@ -150,11 +152,7 @@ def main() -> None:
                            "python": platform.python_version()},
                "target": {**TARGET, "measured_ratio": target["ratio"] if target else None, "met": met},
                "results": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(args.output)  # atomic: a reader never sees a half-written file
-    print(f"wrote {args.output}")
+    write_json(payload, args.output)
 
 
 if __name__ == "__main__":

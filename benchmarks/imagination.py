@@ -49,7 +49,6 @@ Prints a table and writes ``benchmarks/results/imagination_<device>.json`` (``--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -61,6 +60,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import attrs  # noqa: E402
 import torch  # noqa: E402
+from results_file import RESULTS_DIR, write_json  # noqa: E402
 
 from rwmspec_runtime.imagination.env import ImaginationEnv  # noqa: E402
 from rwmspec_runtime.ppo import build_ppo  # noqa: E402
@@ -69,7 +69,6 @@ from rwmspec_runtime.world_model.system import WorldModelSystem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "anymal_d_finetune.toml"
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 TARGET = {"envs": 8192, "ensemble": 5, "env_steps_per_s": 10e6, "device": "H100"}
 SIZES = {
     "full": dict(envs=(4096, 8192), warmup=10, steps=100, part_steps=50, buffer_envs=256, buffer_steps=200),
@@ -398,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "tf32": args.tf32, "peak_tflops": args.peak_tflops, "sizes": size, "target": TARGET,
         "spec": str(SPEC.relative_to(ROOT)), "rows": rows,
     }
-    out = args.json_out or RESULTS_DIR / f"imagination_{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    write_json(record, args.json_out or RESULTS_DIR / f"imagination_{args.device}.json")
     return 0
 
 

@@ -10,13 +10,14 @@ measured as the floor every command pays. Results go to benchmarks/results/valid
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_file import RESULTS_DIR, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 0.5
@@ -56,12 +57,9 @@ def main() -> None:
     verdict = "meets" if four["median_s"] < TARGET_S else "MISSES"
     print(f"\nmedian of `rwmspec validate` on {len(specs)} specs: {four['median_s']:.3f} s ({verdict} the "
           f"{TARGET_S} s target)")
-    out = ROOT / "benchmarks/results/validate.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"target_s": TARGET_S, "specs": specs, "python": sys.version.split()[0],
-                               "machine": platform.machine(), "processor": platform.processor(),
-                               "results": rows}, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_json({"target_s": TARGET_S, "specs": specs, "python": sys.version.split()[0],
+                "machine": platform.machine(), "processor": platform.processor(), "results": rows},
+               RESULTS_DIR / "validate.json")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ writes ``benchmarks/results/world_model_<device>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from results_file import RESULTS_DIR, write_json
 from torch import nn
 
 from rwmspec.plan import WorldModelPlan
@@ -43,7 +43,6 @@ from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, Windows, app
 from rwmspec_runtime.world_model.trainer import WorldModelTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 DIMS = dict(state_dim=45, action_dim=12, contact_dim=8, termination_dim=1, extension_dim=0)
 UPSTREAM_H100_SEQ_PER_S = {1: 61_000.0, 5: 14_000.0}
 SIZES = {
@@ -303,12 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "upstream_h100_seq_per_s": UPSTREAM_H100_SEQ_PER_S,
         "training": training, "inference": inference, "heads": heads, "bf16_loss_agreement": agreement,
     }
-    out = args.out or RESULTS_DIR / f"world_model_{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    write_json(record, args.out or RESULTS_DIR / f"world_model_{args.device}.json")
     return 0
 
 

@@ -9,9 +9,11 @@ imageio-ffmpeg (H.264).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -152,6 +154,24 @@ class TwinCamera(_Camera):
         return np.concatenate([self.frame(), self.frame(twin)], axis=1)
 
 
+@contextlib.contextmanager
+def mp4_writer(path: str | Path, dt: float) -> Iterator[Callable[[np.ndarray], None]]:
+    """``append(frame)`` for an H.264 MP4 at the control rate ``1 / dt``. Frames go to a hidden partial file that
+    replaces ``path`` only when the block ends without an error, so an interrupted video never looks complete."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        with imageio.get_writer(partial, fps=max(1, round(1.0 / dt)), codec="libx264", macro_block_size=1,
+                                format="FFMPEG") as writer:
+            yield writer.append_data
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = checkpoints.LATEST,
          width: int = 640, height: int = 480, seed: int | None = None) -> Path:
     """Roll the run's policy in one env for ``steps`` steps and write every frame to ``video`` (MP4)."""
@@ -159,8 +179,6 @@ def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = 
         raise ValueError(f"--steps must be >= 1, got {steps}")
     if choose_gl_backend() is None and "mujoco" not in sys.modules:
         raise _unavailable(f"neither of {', '.join(GL_BACKENDS)} can open an OpenGL context")
-    import imageio.v2 as imageio
-
     plan = run.require().plan()
     ckpt_path = checkpoints.resolve_checkpoint(run.path, checkpoint)
     actor = build_actor(plan, checkpoints.load_checkpoint(ckpt_path)["actor_state_dict"])
@@ -169,26 +187,20 @@ def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = 
                              sim=attrs.evolve(plan.sim, num_envs=1, device="cpu"))
     seed_everything(play_seed)
     env = make_env(play_plan, get_registry(), device="cpu", num_envs=1)
-    video = Path(video)
-    video.parent.mkdir(parents=True, exist_ok=True)
-    partial = video.with_name(f".{video.stem}.partial{video.suffix}")
     camera = None
     try:
         camera = _Camera(env, plan.robot.base_body, width, height)
-        fps = max(1, round(1.0 / plan.sim.control_dt))
-        with imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG") as writer:
+        with mp4_writer(video, plan.sim.control_dt) as append:
             obs = env.get_observations()
-            writer.append_data(camera.frame())
+            append(camera.frame())
             with torch.inference_mode():
                 for _ in range(steps):
                     obs, _, _, _ = env.step(actor(obs))
-                    writer.append_data(camera.frame())
-        os.replace(partial, video)
+                    append(camera.frame())
     finally:
-        partial.unlink(missing_ok=True)
         if camera is not None:
             camera.close()
         close = getattr(env, "close", None)
         if callable(close):
             close()
-    return video
+    return Path(video)

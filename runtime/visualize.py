@@ -24,7 +24,7 @@ import torch
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.errors import runtime_error
 from rwmspec_runtime.steps import IterationContext, Step
-from rwmspec_runtime.world_model.evaluation import state_block_slices
+from rwmspec_runtime.world_model.evaluation import relative_error, state_block_slices
 from rwmspec_runtime.world_model.system import WorldModelSystem
 
 OUTPUT_DIR = "visualize"
@@ -87,31 +87,32 @@ class Visualize(Step):
         if commands is not None and hasattr(commands, "resampling_time_range_s"):
             commands.resampling_time_range_s = (vis.command_resample_s, vis.command_resample_s)
         env.episode_length_buf = torch.zeros_like(env.episode_length_buf)  # no time-out inside the pass
-        camera = self._camera(env) if vis.video else None
+        if vis.video:
+            from rwmspec_runtime.play import TwinCamera, mp4_writer
 
-        real, twin, frames = self._roll(env, camera)
-        if camera is not None:
-            camera.close()
+            camera = TwinCamera(env, plan.robot.base_body)
+            try:
+                with mp4_writer(out_dir / VIDEO_FILE, plan.sim.control_dt) as append:
+                    real, twin = self._roll(env, camera, append)
+            finally:
+                camera.close()
+            runner.log(f"video: {out_dir / VIDEO_FILE}")
+        else:
+            real, twin = self._roll(env)
         M = plan.world_model.history_horizon
-        real_n, twin_n = real[:, M:], twin[:, M:]
-        norm = real_n.abs().sum(-1).clamp_min(1e-8)
-        error = (twin_n - real_n).abs().sum(-1) / norm  # [N, T]
+        error = relative_error(twin, real, M)  # [steps], mean over envs
         ctx.metrics["Visualize/autoregressive_error"] = float(error.mean())
         for name, dims in self.blocks.items():
-            block_err = (twin_n[..., dims] - real_n[..., dims]).abs().sum(-1) / real_n[..., dims].abs().sum(-1) \
-                .clamp_min(1e-8)
-            ctx.metrics[f"Visualize/autoregressive_error/{name}"] = float(block_err.mean())
-        self._plots(real_n, twin_n, error, out_dir)
-        if frames:
-            self._video(frames, out_dir / VIDEO_FILE, plan.sim.control_dt)
-            runner.log(f"video: {out_dir / VIDEO_FILE}")
+            ctx.metrics[f"Visualize/autoregressive_error/{name}"] = float(relative_error(twin, real, M, dims).mean())
+        self._plots(real[:, M:], twin[:, M:], error, out_dir)
         runner.log(f"plots: {out_dir}")
         ctx.scratch["skip_policy_update"] = True
 
     # -- the pass ----------------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _roll(self, env: Any, camera: Any) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
-        """Real and twin normalized states ``[N, M + steps, S]`` (twin entries t < M copy the real context)."""
+    def _roll(self, env: Any, camera: Any = None, append_frame: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and twin normalized states ``[N, M + steps, S]`` (twin entries t < M copy the real context); with a
+        camera, each side-by-side frame goes to ``append_frame`` as it is rendered."""
         runner, system = self.runner, self.system
         model, normalizer = system.model.eval(), system.normalizer
         M, steps, dt = runner.plan.world_model.history_horizon, runner.plan.visualize.num_steps, runner.plan.sim.control_dt
@@ -120,7 +121,6 @@ class Visualize(Step):
         groups = system.groups
         n = env.num_envs
         real_states, actions, twin_states = [], [], []
-        frames: list[np.ndarray] = []
         state = normalizer.entry(obs.select(*groups)).state
         twin_next = None
         pose = None
@@ -152,9 +152,9 @@ class Visualize(Step):
             if camera is not None and k >= M - 1 and k < M + steps - 1:
                 pose = camera.twin_pose(pose, normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy(),
                                         self.blocks, dt, reset=bool(dones[0]))
-                frames.append(camera.side_by_side(pose))
+                append_frame(camera.side_by_side(pose))
         runner.obs = obs
-        return torch.stack(real_states, 1), torch.stack(twin_states, 1), frames
+        return torch.stack(real_states, 1), torch.stack(twin_states, 1)
 
     # -- outputs -----------------------------------------------------------------------------------------------------
     def _plots(self, real: torch.Tensor, twin: torch.Tensor, error: torch.Tensor, out_dir: Path) -> None:
@@ -187,7 +187,7 @@ class Visualize(Step):
             fig.savefig(out_dir / f"{name}.png", dpi=90)
             plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3))
-        mean = error.mean(0).cpu().numpy()
+        mean = error.cpu().numpy()
         ax.plot(np.arange(1, len(mean) + 1), mean)
         ax.set_xlabel("steps after the context")
         ax.set_ylabel("relative L1 error")
@@ -195,22 +195,3 @@ class Visualize(Step):
         fig.tight_layout()
         fig.savefig(out_dir / "error.png", dpi=90)
         plt.close(fig)
-
-    def _camera(self, env: Any):
-        from rwmspec_runtime.play import TwinCamera
-
-        return TwinCamera(env, self.runner.plan.robot.base_body)
-
-    @staticmethod
-    def _video(frames: list[np.ndarray], path: Path, dt: float) -> None:
-        import imageio.v2 as imageio
-
-        partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-        try:
-            with imageio.get_writer(partial, fps=max(1, round(1.0 / dt)), codec="libx264", macro_block_size=1,
-                                    format="FFMPEG") as writer:
-                for frame in frames:
-                    writer.append_data(frame)
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)

@@ -6,13 +6,12 @@ import importlib.resources
 import pathlib
 import time
 
+import mujoco
 import numpy as np
 import pytest
 
 from rwmspec_plugins.anymal_d.assets import mjcf_path
 from rwmspec_plugins.anymal_d.plugin import ANYMAL_D, LEGS
-
-mujoco = pytest.importorskip("mujoco")
 
 #: trunk + 4 x (hip + thigh + shank) composite masses of the URDF figures (payload excluded), kg
 COMPOSITE_MASS = 26.57885 + 4 * (0.36586 + 5.13220 + 0.79598)

@@ -25,8 +25,9 @@ import pytest
 pytestmark = pytest.mark.isaaclab
 
 if importlib.util.find_spec("isaaclab") is None or importlib.util.find_spec("isaaclab_tasks") is None:
-    pytest.skip("Isaac Lab 3.0 config classes are not installed; run `bash scripts/install_isaaclab_configs.sh`",
-                allow_module_level=True)
+    # `./dev test` installs them; a bare `pytest` without them must say so rather than pass silently
+    raise ModuleNotFoundError("Isaac Lab 3.0 config classes are not installed: run "
+                              "`bash scripts/install_isaaclab_configs.sh` (or use `./dev test`)")
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # rsl_rl imports git at import time
 

@@ -60,6 +60,19 @@ def _non_negative(name: str, value: float) -> Iterator[tuple[str, str]]:
         yield name, f"must be >= 0 (got {value})"
 
 
+class _ContactForceParams:
+    """Shared behaviour of params that name a contact group (``bodies``) and its force ``threshold`` (N)."""
+
+    bodies: str
+    threshold: float
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _non_negative("threshold", self.threshold)
+
+    def contact_groups(self) -> dict[str, float | None]:
+        return {self.bodies: self.threshold}
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # observations
 # --------------------------------------------------------------------------------------------------------------------
@@ -70,16 +83,10 @@ class GeneratedCommandsParams:
 
 
 @attrs.define(kw_only=True)
-class BodyContactParams:
+class BodyContactParams(_ContactForceParams):
     bodies: str = doc("Robot contact group whose bodies are observed (`feet`, `thighs`, `base` for ANYmal D); "
                       "one binary flag per body.")
     threshold: float = doc("Contact force norm (N) above which a body counts as in contact.", 1.0)
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from _non_negative("threshold", self.threshold)
-
-    def contact_groups(self) -> dict[str, float | None]:
-        return {self.bodies: self.threshold}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -112,15 +119,9 @@ class FeetAirTimeParams:
 
 
 @attrs.define(kw_only=True)
-class UndesiredContactsParams:
+class UndesiredContactsParams(_ContactForceParams):
     bodies: str = doc("Contact group whose contacts are penalised (one count per body in contact).", "thighs")
     threshold: float = doc("Contact force norm (N) above which a body counts as in contact.", 1.0)
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from _non_negative("threshold", self.threshold)
-
-    def contact_groups(self) -> dict[str, float | None]:
-        return {self.bodies: self.threshold}
 
 
 @attrs.define(kw_only=True)
@@ -136,15 +137,9 @@ class StandStillParams:
 # terminations
 # --------------------------------------------------------------------------------------------------------------------
 @attrs.define(kw_only=True)
-class IllegalContactParams:
+class IllegalContactParams(_ContactForceParams):
     bodies: str = doc("Contact group whose contact ends the episode as a failure.", "base")
     threshold: float = doc("Contact force norm (N) above which a body counts as in contact.", 1.0)
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from _non_negative("threshold", self.threshold)
-
-    def contact_groups(self) -> dict[str, float | None]:
-        return {self.bodies: self.threshold}
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -143,14 +143,19 @@ def describe_type(t: Any, plural: bool = False) -> str:
     return getattr(t, "__name__", str(t))
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _mismatch(expected: Any, value: Any) -> Problem:
     hint = None
     if isinstance(value, str) and expected in (int, float):
-        try:
-            float(value)
+        if _is_number(value):
             hint = "remove the quotes around the number"
-        except ValueError:
-            pass
     elif isinstance(value, str) and expected is bool and value.lower() in ("true", "false"):
         hint = f"write {value.lower()} without quotes"
     elif expected is int and isinstance(value, float) and value.is_integer():
