@@ -221,7 +221,7 @@ def profile(fn: Callable[[], object], device: torch.device, title: str, steps: i
         sync(device)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"--- profile: {title}, {steps} steps, by {sort}")
-    print(prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=60))
+    print(prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=60))
     if device.type == "cuda":
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=60))
 
@@ -304,7 +304,10 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
                 yield _row(mode, num_envs, ensemble, seconds, flops, resets, args)
                 if args.cuda_graphs:
                     graph, _ = capture(core(env, alg), env)
-                    seconds = timed(per_iteration_refill(graph.replay, env), size["steps"], size["warmup"], device)
+                    replay = per_iteration_refill(graph.replay, env)
+                    seconds = timed(replay, size["steps"], size["warmup"], device)
+                    if args.profile:
+                        profile(replay, device, f"{mode}+cuda_graphs {num_envs} envs K={ensemble}")
                     replay_only = timed(graph.replay, size["part_steps"], 2, device)
                     yield _row(f"{mode}+cuda_graphs", num_envs, ensemble, seconds, flops, resets, args,
                                replay_ms=1e3 * replay_only)

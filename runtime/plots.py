@@ -1,4 +1,5 @@
-"""``learning_curve.png``: mean episode reward and episode length per iteration (matplotlib Agg, no display)."""
+"""``learning_curve.png``: mean episode reward and episode length per iteration, and for runs that learn in
+imagination the mean reward per step imagined next to the real one (matplotlib Agg, no display)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 from rwmspec_runtime.checkpoints import atomic_write
 
 CURVES = (("Train/mean_reward", "mean episode reward"), ("Train/mean_episode_length", "mean episode length (steps)"))
+# the model-exploitation view: a policy that games the model earns more imagined than real reward per step
+IMAGINED_VS_REAL = (("Model Based/per_step_reward_sum_imagination", "imagined"),
+                    ("Model Based/per_step_reward_sum_real", "real"))
 
 
 def write_learning_curve(records: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -16,15 +20,23 @@ def write_learning_curve(records: Sequence[dict[str, Any]], path: str | Path, ti
     # a bare Figure renders through Agg without pyplot, so no display and no global backend switch
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 6), layout="constrained")
-    axes = fig.subplots(len(CURVES), 1, sharex=True)
-    for ax, (tag, label) in zip(axes, CURVES, strict=True):
-        points = [(r["iteration"], r[tag]) for r in records if r.get(tag) is not None]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="." if len(points) < 50 else None)
-        else:
+    panels: list[tuple[tuple[tuple[str, str | None], ...], str]] = [(((tag, None),), label) for tag, label in CURVES]
+    if any(IMAGINED_VS_REAL[0][0] in r for r in records):
+        panels.append((IMAGINED_VS_REAL, "reward per step"))
+    fig = Figure(figsize=(8, 3 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (lines, label) in zip(axes, panels, strict=True):
+        drawn = False
+        for tag, name in lines:
+            points = [(r["iteration"], r[tag]) for r in records if r.get(tag) is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="." if len(points) < 50 else None, label=name)
+                drawn = True
+        if not drawn:
             ax.text(0.5, 0.5, "no finished episodes yet", ha="center", va="center", transform=ax.transAxes)
+        elif len(lines) > 1:
+            ax.legend()
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("iteration")

@@ -38,7 +38,8 @@ def _imagine(runner) -> Imagine:
 
 
 def test_finetune_trains_the_policy_in_imagination_after_the_warmup(tmp_path):
-    runner = _runner(tmp_path, "ppo.num_steps_per_env=6", "runner.max_iterations=3")
+    runner = _runner(tmp_path, "ppo.num_steps_per_env=6", "runner.max_iterations=3",
+                     "runner.init_at_random_ep_len=false")
     plan = runner.plan
     step = _imagine(runner)
     assert step.policy_env is step.env
@@ -58,6 +59,20 @@ def test_finetune_trains_the_policy_in_imagination_after_the_warmup(tmp_path):
     assert step.env.started
     # imagined envs persist across iterations: lengths count on unless an episode ended
     assert int(step.env.episode_length_buf.max()) <= 2 * plan.imagination.steps_per_iteration
+
+
+def test_imagined_episodes_start_spread_over_the_episode_like_the_real_ones(tmp_path):
+    runner = _runner(tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0",
+                     "runner.init_at_random_ep_len=true")
+    ctx = IterationContext(iteration=0)
+    for step in runner.steps[:-1]:
+        step.run(ctx)
+    env = _imagine(runner).env
+    assert env.started
+    lengths = env.episode_length_buf
+    assert int(lengths.max()) < env.max_episode_length
+    assert len(torch.unique(lengths)) > 1, "all imagined episodes started in the same step"
+    runner.env.close()
 
 
 def test_warmup_iterations_skip_the_policy_update_and_leave_the_storage_empty(tmp_path):

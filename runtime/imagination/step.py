@@ -123,6 +123,10 @@ class Imagine(Step):
                 ctx.metrics["Model Based/imagination_waiting_for_buffer"] = 1.0
                 return
             env.reset()
+            if self.runner.plan.runner.init_at_random_ep_len:
+                # as for the real envs: otherwise every imagined episode (and command and push timer) starts in the
+                # same step, and the imagined reward per iteration swings with the common episode phase
+                env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
         else:
             env.refill_seeds()  # the world model changed: warm the episode starts up with the new weights
         if self.mixed is not None and len(ctx.rollout) != env.num_steps_per_env:
