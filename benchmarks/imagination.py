@@ -20,27 +20,27 @@ Per (envs, K) the script times, with a device sync around each measurement:
   ``policy`` (``alg.act``), ``rewards`` (``env.reward``: view, contacts, timers, reward terms), ``observe`` and
   ``refill`` (per step); the table shows each as a share of the full step, ``other`` is the rest (bookkeeping,
   commands, episode starts, state commit);
-* ``--cuda-graphs``: ``observe -> act -> env.advance`` (``graph_safe_act``: the work of ``alg.act``) captured once in a ``torch.cuda.CUDAGraph`` (the env's
-  step streams registered with it) and replayed, re-seeding eagerly after each replay; first checks that replaying
-  gives the eager numbers (rewards of 8 steps from the same start);
-* ``--compile``: ``env.predict`` and ``env.reward`` (the model and the reward terms, where the element-wise kernels
-  are) under ``torch.compile(mode=--compile-mode)`` (default ``default``), timed eagerly and,
-  with ``--cuda-graphs``, inside the captured graph. (Compiling the whole step does not work: dynamo cannot trace
-  the env's ``torch.Generator`` draws, and a GRU breaks its graph.)
+* ``--cuda-graphs``: ``observe -> act -> env.advance`` (``graph_safe_act``: the work of ``alg.act``) captured once in
+  a ``torch.cuda.CUDAGraph`` (the env's step streams registered with it) and replayed; the refill's context warm-up
+  (``env._warm_up``, the cuDNN GRU over the pool's windows) is replayed from a graph of its own (``GraphedWarmUp``),
+  the rest of the refill runs eagerly after every 24 replays; first checks that replaying gives the eager numbers
+  (rewards of 8 steps from the same start);
+* ``--compile``: the step after its random draws (``env._advance``: model, rewards, bookkeeping, state commit) and
+  ``graph_safe_act`` under ``torch.compile(mode=--compile-mode)`` (default ``default``), timed eagerly and, with
+  ``--cuda-graphs``, inside the captured graph (checked against eager steps as above).
 
-Floor. The step is compute-bound: its memory traffic is a few kB per env (states, 4 hidden rows of 256 floats,
-head activations) against MFLOPs of matmuls. Every weight of a matrix product is used once per env and step (all K
-heads run, because the epistemic uncertainty needs every member), so the matmul work per env*step is
+Floor. Every weight of a matrix product is used once per env and step (all K heads run, because the epistemic
+uncertainty needs every member), so the matmul work per env*step is
 ``2 * (weights of both bases + all K members' heads + actor + critic)`` FLOPs, counted from the actual modules
-(``flops_per_env_step``; about 4.1 MFLOP at K = 5, 3.0 MFLOP at K = 1). The floor time of a step is
-``num_envs * flops_per_env_step / peak``; with ``--peak-tflops`` the table reports the achieved share of it.
-At 8192 envs and K = 5 the target of 10 M steps/s needs ~41 TFLOP/s: about 60 % of an H100's FP32 (non-tensor)
-peak, or a small share of its TF32 tensor-core peak (``--tf32``). Below ~1 ms per step, launch overhead (a few
-hundred small kernels per step) dominates, which is what ``--cuda-graphs`` removes.
+(``flops_per_env_step``; about 4.1 MFLOP at K = 5, 3.0 MFLOP at K = 1): 34 GFLOP per step at 8192 envs and K = 5,
+0.07 ms at an H100's dense TF32 peak (``--tf32``), about 0.17 ms at the rate its GEMMs reach at these shapes. The
+memory traffic is about 90 kB per env and step (GRU gate pre-activations and hidden rows, K heads' activations),
+0.22 ms at 3.35 TB/s. With ``--peak-tflops`` the table reports the achieved share of the FLOP floor. Above that,
+the cost is the number of kernels (a few hundred small ones per eager step), which compiling the whole step and
+replaying it as a graph remove.
 
-Measured on one H100 (torch 2.11, 8192 envs, K = 5, env*steps/s): eager 1.1-1.3 M; CUDA graphs 3.3 M (FP32) and
-4.2 M (TF32); CUDA graphs + compile 3.6 M and 5.4 M (1.5 ms per step, of which the graph replay is 1.3 ms). The
-10 M target is not reached: the replay is bound by its many small kernels, not by FLOPs (~23 TFLOP/s achieved).
+Measured on one H100 (torch 2.11, 8192 envs, K = 5, TF32, env*steps/s): eager 1.2 M; CUDA graphs 5.0 M; compiled
+step + CUDA graphs 11.0 M (0.74 ms per step, of which the replay is ~0.6 ms; docs/results.md has the full table).
 
 Usage: ``python benchmarks/imagination.py [--device cpu|cuda] [--quick] [--cuda-graphs] [--compile] [--tf32]``.
 Prints a table and writes ``benchmarks/results/imagination_<device>.json`` (``--json-out`` elsewhere).
@@ -51,8 +51,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,8 +65,11 @@ import torch  # noqa: E402
 from results_file import RESULTS_DIR, write_json  # noqa: E402
 
 from rwmspec_runtime.imagination.env import ImaginationEnv  # noqa: E402
+from rwmspec_runtime.imagination.graph import compile_advance  # noqa: E402
 from rwmspec_runtime.ppo import build_ppo  # noqa: E402
 from rwmspec_runtime.training import compile_spec  # noqa: E402
+from rwmspec_runtime.world_model.ensemble import ModelMemory  # noqa: E402
+from rwmspec_runtime.world_model.replay_buffer import applied_action_pairs  # noqa: E402
 from rwmspec_runtime.world_model.system import WorldModelSystem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +148,12 @@ def timed(fn: Callable[[], object], steps: int, warmup: int, device: torch.devic
     return (time.perf_counter() - start) / steps
 
 
+def timed_runs(fn: Callable[[], object], steps: int, warmup: int, device: torch.device, runs: int) -> list[float]:
+    """``timed`` over ``runs`` consecutive windows (the warm-up only before the first): a replayed step varies a few
+    percent between windows and about ten between machines of the same kind."""
+    return [timed(fn, steps, warmup if i == 0 else 0, device) for i in range(runs)]
+
+
 def per_iteration_refill(fn: Callable[[], object], env: ImaginationEnv) -> Callable[[], None]:
     """``fn`` plus, every ``steps_per_iteration`` calls, the seed-pool refill the ``imagine`` step does once per
     iteration (after the world model's update), so that its cost is spread over the steps as in training."""
@@ -179,11 +190,12 @@ def graph_safe_act(alg, obs) -> torch.Tensor:
     return actions
 
 
-def core(env: ImaginationEnv, alg, deterministic: bool = False) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+def core(env: ImaginationEnv, alg, deterministic: bool = False, act: Callable = graph_safe_act
+         ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
     """observe -> act -> advance: the part of a step with fixed shapes and no host sync."""
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         obs = env.observe()
-        actions = alg.actor(obs) if deterministic else graph_safe_act(alg, obs)
+        actions = alg.actor(obs) if deterministic else act(alg, obs)
         rewards, dones, _ = env.advance(actions)
         return rewards, dones
 
@@ -207,6 +219,36 @@ def capture(fn: Callable[[], tuple[torch.Tensor, torch.Tensor]], env: Imaginatio
     return graph, outputs
 
 
+class GraphedWarmUp:
+    """``env._warm_up`` replayed from a CUDA graph for the seed pool's window shape (other shapes run eagerly).
+
+    A refill warms the pool up through the cuDNN GRU, which launches a few kernels per layer and window step: about
+    2 ms of host time per base at M = 32. The refill starts with a host read (how many seeds were used), so the GPU
+    waits for those launches; replayed, they cost one graph launch."""
+
+    def __init__(self, env: ImaginationEnv) -> None:
+        self.eager = env._warm_up
+        windows = env.buffer.sample_windows(env.seed_pool_size, env.history_horizon)
+        state, action = applied_action_pairs(windows.state.float(), windows.action.float())
+        self.state, self.action = state.clone(), action.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.eager(self.state, self.action)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.memory = self.eager(self.state, self.action)
+
+    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> ModelMemory:
+        if state.shape != self.state.shape:
+            return self.eager(state, action)
+        self.state.copy_(state)
+        self.action.copy_(action)
+        self.graph.replay()
+        return self.memory  # overwritten by the next replay: the refill copies it into the pool at once
+
+
 def profile(fn: Callable[[], object], device: torch.device, title: str, steps: int = 5) -> None:
     """Print the ops that take the most device (CUDA) or host (CPU) time over ``steps`` calls of ``fn``."""
     from torch.profiler import ProfilerActivity
@@ -226,12 +268,23 @@ def profile(fn: Callable[[], object], device: torch.device, title: str, steps: i
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=60))
 
 
-def graph_matches_eager(base_plan, size: dict, device: torch.device, num_envs: int, ensemble: int) -> float:
-    """Max |reward difference| over GRAPH_CHECK_STEPS steps: eager steps vs graph replays from the same start
-    (deterministic actions, so only the env's own registered streams draw random numbers)."""
+def compile_step(env: ImaginationEnv, compile_mode: str) -> Callable:
+    """``torch.compile`` the env's step after its random draws (``compile_advance``: model, rewards, bookkeeping and
+    the state commit in one graph); returns the compiled ``graph_safe_act``."""
+    compile_advance(env, compile_mode)
+    return torch.compile(graph_safe_act, mode=compile_mode, dynamic=False)
+
+
+def graph_matches_eager(base_plan, size: dict, device: torch.device, num_envs: int, ensemble: int,
+                        compile_mode: str | None = None) -> float:
+    """Max |reward difference| over GRAPH_CHECK_STEPS steps: eager steps vs graph replays (of the compiled step with
+    ``compile_mode``) from the same start (deterministic actions, so only the env's own registered streams draw
+    random numbers)."""
     rewards = {}
     for mode in ("eager", "graph"):
         _, env, alg = build(base_plan, num_envs, ensemble, size, device, seed=1)
+        if mode == "graph" and compile_mode is not None:
+            compile_step(env, compile_mode)
         fn = core(env, alg, deterministic=True)
         out = []
         with torch.inference_mode():
@@ -271,6 +324,7 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
         }
         if args.profile:
             profile(eager_step(env, alg, []), device, f"eager {num_envs} envs K={ensemble}")
+            profile(env.refill_seeds, device, f"refill_seeds {num_envs} envs K={ensemble} (once per iteration)", 2)
     shares = {k: v / full for k, v in parts.items()}
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
     yield _row("eager", num_envs, ensemble, full, flops, resets, args, shares=shares,
@@ -282,9 +336,10 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
         check = graph_matches_eager(base_plan, size, device, num_envs, ensemble)
         _, env, alg = build(base_plan, num_envs, ensemble, size, device)
         with torch.inference_mode():
+            env._warm_up = GraphedWarmUp(env)
             graph, _ = capture(core(env, alg), env)
             replay = per_iteration_refill(graph.replay, env)
-            seconds = timed(replay, size["steps"], size["warmup"], device)
+            seconds = timed_runs(replay, size["steps"], size["warmup"], device, args.runs)
             if args.profile:
                 profile(replay, device, f"cuda_graphs {num_envs} envs K={ensemble}")
             replay_only = timed(graph.replay, size["part_steps"], 2, device)
@@ -293,9 +348,7 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
 
     if args.compile:
         _, env, alg = build(base_plan, num_envs, ensemble, size, device)
-        # the pure parts, where the element-wise work is: the model (bases, heads, member pick) and the rewards
-        env.predict = torch.compile(env.predict, mode=args.compile_mode, dynamic=False)
-        env.reward = torch.compile(env.reward, mode=args.compile_mode, dynamic=False)
+        act = compile_step(env, args.compile_mode)
         mode = f"compile:{args.compile_mode}"
         try:
             with torch.inference_mode():
@@ -303,24 +356,33 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
                 seconds = timed(eager_step(env, alg, counter), size["steps"], max(size["warmup"], 3), device)
                 yield _row(mode, num_envs, ensemble, seconds, flops, resets, args)
                 if args.cuda_graphs:
-                    graph, _ = capture(core(env, alg), env)
+                    env._warm_up = GraphedWarmUp(env)
+                    graph, _ = capture(core(env, alg, act=act), env)
                     replay = per_iteration_refill(graph.replay, env)
-                    seconds = timed(replay, size["steps"], size["warmup"], device)
+                    seconds = timed_runs(replay, size["steps"], size["warmup"], device, args.runs)
                     if args.profile:
                         profile(replay, device, f"{mode}+cuda_graphs {num_envs} envs K={ensemble}")
                     replay_only = timed(graph.replay, size["part_steps"], 2, device)
-                    yield _row(f"{mode}+cuda_graphs", num_envs, ensemble, seconds, flops, resets, args,
-                               replay_ms=1e3 * replay_only)
+            if args.cuda_graphs:
+                check = graph_matches_eager(base_plan, size, device, num_envs, ensemble, args.compile_mode)
+                yield _row(f"{mode}+cuda_graphs", num_envs, ensemble, seconds, flops, resets, args,
+                           replay_ms=1e3 * replay_only, graph_max_reward_diff=check)
         except Exception as exc:  # report and go on: compile support varies by torch version and device
+            traceback.print_exc()
             yield {"mode": mode, "envs": num_envs, "ensemble": ensemble, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def _row(mode: str, num_envs: int, ensemble: int, seconds: float, flops: float, resets: float, args,
+def _row(mode: str, num_envs: int, ensemble: int, seconds: float | list[float], flops: float, resets: float, args,
          **extra) -> dict:
+    """One table row; ``seconds`` per step, or a list of windows' (the row reports their median)."""
+    runs = seconds if isinstance(seconds, list) else [seconds]
+    seconds = statistics.median(runs)
     rate = num_envs / seconds
     row = {"mode": mode, "envs": num_envs, "ensemble": ensemble, "env_steps_per_s": rate,
            "ms_per_step": 1e3 * seconds, "flops_per_env_step": flops, "achieved_tflops": rate * flops / 1e12,
            "new_episodes_per_step": resets, **extra}
+    if len(runs) > 1:
+        row["ms_per_step_runs"] = [1e3 * r for r in runs]
     if args.peak_tflops:
         row["share_of_peak"] = row["achieved_tflops"] / args.peak_tflops
     return row
@@ -337,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--cuda-graphs", action="store_true", help="also time the step replayed as a CUDA graph")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the step")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="timing windows of the graph rows (the row reports their median)")
     parser.add_argument("--compile-mode", default="default",
-                        help="torch.compile mode of the model and reward parts (with --compile)")
+                        help="torch.compile mode of the step (with --compile)")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 in float32 matmuls")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's peak TFLOP/s for the floor column (e.g. 67 for H100 SXM FP32)")
@@ -389,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{TARGET['ensemble']} ({TARGET['device']}): best {top['env_steps_per_s'] / 1e6:.2f} M ({top['mode']})")
     for r in rows:
         if "graph_max_reward_diff" in r:
-            print(f"graph replay vs eager, {r['envs']} envs K={r['ensemble']}: max reward difference "
+            print(f"{r['mode']} vs eager, {r['envs']} envs K={r['ensemble']}: max reward difference "
                   f"{r['graph_max_reward_diff']:.2e}")
 
     record = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rwmspec_runtime.terms.commands import VelocityCommand, VelocityRanges, sample_uniform, wrap_to_pi
+from rwmspec_runtime.terms.commands import VelocityCommand, VelocityRanges, commands_from_uniform, wrap_to_pi
 
 N = 8
 RANGES = VelocityRanges(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-0.5, 0.5), ang_vel_z=(-1.0, 1.0),
@@ -119,16 +119,18 @@ def test_global_rng_is_not_used():
     assert torch.equal(a, b)
 
 
-def test_sample_uniform():
-    out = sample_uniform(1000, {"lin_vel_x": (-1, 1), "lin_vel_y": (0.2, 0.4), "ang_vel_z": (-1, 1)}, gen(10),
-                         standing_fraction=0.25)
+def test_commands_from_uniform():
+    u = torch.rand(1000, 4, generator=gen(10))
+    out = commands_from_uniform(u, {"lin_vel_x": (-1, 1), "lin_vel_y": (0.2, 0.4), "ang_vel_z": (-1, 1)},
+                                standing_fraction=0.25)
     assert out.shape == (1000, 3) and out.dtype == torch.float32
     standing = (out == 0).all(dim=1)
+    assert torch.equal(standing, u[:, 3] < 0.25)
     assert 0.15 < standing.float().mean() < 0.35
     moving = out[~standing]
     assert ((moving[:, 1] >= 0.2) & (moving[:, 1] <= 0.4)).all()
-    assert torch.equal(sample_uniform(5, RANGES, gen(11)), sample_uniform(5, RANGES, gen(11)))
-    assert not (sample_uniform(200, RANGES, gen(12)) == 0).all(dim=1).any()
+    torch.testing.assert_close(moving[:, 0], -1 + 2 * u[~standing, 0])
+    assert not (commands_from_uniform(torch.rand(200, 4, generator=gen(12)), RANGES) == 0).all(dim=1).any()
 
 
 def test_from_params_flat_and_nested():

@@ -15,7 +15,7 @@ from rwmspec.manager import build_registry, get_registry, resolve
 from rwmspec.plan import WorldModelPlan
 from rwmspec.spec.model import LossWeightsSpec, WorldModelTrainSpec
 from rwmspec.types import ArchitectureDef
-from rwmspec_runtime.world_model.bases import MlpBase, RecurrentBase, WorldModelBase
+from rwmspec_runtime.world_model.bases import MlpBase, RecurrentBase, WorldModelBase, gru_cell_inference
 from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
 from rwmspec_runtime.world_model.ensemble_linear import EnsembleMLP
 from rwmspec_runtime.world_model.losses import world_model_losses
@@ -65,6 +65,19 @@ def test_output_shapes(arch):
     assert pred.aleatoric.shape == pred.epistemic.shape == (B,)
     assert pred.contact_prob.shape == (B, C) and pred.termination_prob.shape == (B, R)
     assert pred.extension.shape == (B, E)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_warm_up_remembers_what_a_forward_pass_remembers(arch):
+    model = make_model(architecture=arch)
+    state, action = torch.randn(4, M, S), torch.randn(4, M, A)
+    memory = model(state, action).memory
+    warm = model.warm_up(state, action)
+    for part in ("state", "auxiliary"):
+        expected, got = getattr(memory, part), getattr(warm, part)
+        expected, got = (expected, got) if isinstance(expected, tuple) else ((expected,), (got,))
+        for e, g in zip(expected, got, strict=True):
+            torch.testing.assert_close(g, e, rtol=0, atol=0)
 
 
 def test_absent_heads_give_empty_tensors_and_no_auxiliary_base():
@@ -255,6 +268,15 @@ def test_single_step_cells_match_the_sequence_kernel(cell):
 # ----------------------------------------------------------------------------------------------------------------------
 # the architecture registry
 # ----------------------------------------------------------------------------------------------------------------------
+def test_written_out_gru_cell_matches_torch():
+    torch.manual_seed(0)
+    cell = torch.nn.GRUCell(5, 8)
+    x, h = torch.randn(4, 5), torch.randn(4, 8)
+    expected = torch.gru_cell(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    got = gru_cell_inference(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    torch.testing.assert_close(got, expected)
+
+
 def test_builtin_architectures_are_registered():
     archs = get_registry().architectures
     assert {"gru", "lstm", "mlp"} <= set(archs)

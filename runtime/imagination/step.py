@@ -9,7 +9,9 @@ Each iteration, after ``update_world_model``:
   across iterations and only done envs start new episodes (upstream Gen-2), from the env's seed pool, which is
   refilled at the start of every iteration (after ``update_world_model``, whose new weights the warm-up uses);
 * ``imagination.steps_per_iteration`` steps with ``alg.act`` / ``alg.process_env_step``, then
-  ``alg.compute_returns`` on the last observations; ``update_policy`` then trains on the storage.
+  ``alg.compute_returns`` on the last observations; ``update_policy`` then trains on the storage. On a CUDA device
+  with ``imagination.cuda_graph`` the env's part of a step is replayed from a CUDA graph of the compiled step
+  (``graph.GraphedStep``; the policy's act and PPO's storage step stay eager), otherwise it runs eagerly.
 
 Real data (``imagination.real_data_share`` = p > 0): PPO's storage is widened by R = round(p / (1 - p) * n) slots
 after the n imagined envs, filled column by column from ``ctx.rollout`` (the real env's transitions of this
@@ -46,6 +48,7 @@ import torch
 from tensordict import TensorDict
 
 from rwmspec_runtime.imagination.env import LOG_PREFIX, ImaginationEnv
+from rwmspec_runtime.imagination.graph import GraphedStep
 from rwmspec_runtime.steps import IterationContext, Step, check_finite
 from rwmspec_runtime.world_model.system import WorldModelSystem
 
@@ -97,6 +100,9 @@ class Imagine(Step):
             raise ValueError(f"{plan.spec_file}: the imagine step needs [imagination] with num_envs >= 1")
         self.system = WorldModelSystem.of(runner)
         self.env = ImaginationEnv(plan, self.system)
+        # the captured env step on a GPU when asked for, the plain one elsewhere
+        self.env_step = (GraphedStep(self.env) if spec.cuda_graph and self.env.device.type == "cuda"
+                         else self.env.rollout_step)
         self.warmup_iterations = spec.warmup_iterations
         self.check_nan = plan.runner.check_for_nan
         slots = real_data_slots(spec.real_data_share, self.env.num_envs)
@@ -158,7 +164,7 @@ class Imagine(Step):
                     taken = torch.cat([actions[:n], real.actions[mixed.real_columns].to(actions.device)], dim=0)
                     alg.transition.actions = taken
                     alg.transition.actions_log_prob = alg.actor.get_output_log_prob(taken).detach()
-                obs, rewards, dones, extras = env.step(actions[:n])
+                obs, rewards, dones, extras = self.env_step(actions[:n])
                 if self.check_nan:
                     check_finite(obs, rewards)
                 step_rewards, step_dones, time_outs = rewards, dones, extras["time_outs"]

@@ -4,10 +4,11 @@
 frame and redraws it when its own timer (drawn from ``resampling_time_range_s``) runs out. A share
 ``rel_heading_envs`` of envs instead track a random heading: their ``w_z`` is recomputed every step as
 ``clip(stiffness * wrap(heading_target - yaw), ang_vel_z range)``; a share ``rel_standing_envs`` get a zero
-command. ``sample_uniform`` is the imagination's sampler (upstream RWM: uniform, no heading envs).
+command. ``commands_from_uniform`` is the imagination's sampler (upstream RWM: uniform, no heading envs), on
+uniforms its caller draws.
 
-All randomness comes from the ``torch.Generator`` passed in, never from the global RNG, so a seed fixes the
-command sequence. Command tensors handed out are never modified afterwards (updates build new tensors).
+All of ``VelocityCommand``'s randomness comes from the ``torch.Generator`` passed in, never from the global RNG, so a
+seed fixes the command sequence. Command tensors handed out are never modified afterwards (updates build new tensors).
 """
 
 from __future__ import annotations
@@ -73,16 +74,14 @@ def _as_ranges(ranges: VelocityRanges | Mapping[str, Any]) -> VelocityRanges:
     return ranges if isinstance(ranges, VelocityRanges) else VelocityRanges.from_mapping(ranges)
 
 
-def sample_uniform(n: int, ranges: VelocityRanges | Mapping[str, Any], generator: torch.Generator,
-                   standing_fraction: float = 0.0) -> torch.Tensor:
-    """``n`` commands ``(v_x, v_y, w_z)`` drawn uniformly from ``ranges``, ``[n, 3]`` float32 on the generator's device.
-
-    Each row is zeroed with probability ``standing_fraction``. No heading control: the imagination env has no yaw.
-    """
+def commands_from_uniform(u: torch.Tensor, ranges: VelocityRanges | Mapping[str, Any],
+                          standing_fraction: float = 0.0) -> torch.Tensor:
+    """Commands ``(v_x, v_y, w_z)`` ``[n, 3]``, uniform in ``ranges``, from draws ``u`` ``[n, 4]`` in [0, 1) (three
+    for the velocities, one for standing: a row is zero with probability ``standing_fraction``). No heading control:
+    the imagination env has no yaw. The caller draws ``u``, so the mapping traces under ``torch.compile``."""
     ranges = _as_ranges(ranges)
     if not 0.0 <= standing_fraction <= 1.0:
         raise ValueError(f"standing_fraction must lie in [0, 1], got {standing_fraction}")
-    u = torch.rand(n, 4, generator=generator, device=generator.device)
     command = torch.stack([_uniform(u[:, 0], ranges.lin_vel_x), _uniform(u[:, 1], ranges.lin_vel_y),
                            _uniform(u[:, 2], ranges.ang_vel_z)], dim=-1)
     standing = u[:, 3] < standing_fraction

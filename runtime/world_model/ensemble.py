@@ -245,6 +245,11 @@ class SystemDynamicsEnsemble(nn.Module):
         out.memory = memory
         return out
 
+    def warm_up(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None) -> ModelMemory:
+        """What the bases remember after ``(state, action)`` ``[B, T, ·]``: ``forward(...).memory`` without running
+        the heads, which a warm-up discards (at K members they cost several times the bases over a long window)."""
+        return self._encode(state, action, memory, sequence=False)[2]
+
     def forward_sequence(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None
                          ) -> DynamicsOutput:
         """Teacher-forced predictions after every step: ``[K, B, T, ·]``, entry t predicts the state after t."""

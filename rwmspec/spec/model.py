@@ -210,6 +210,8 @@ class ImaginationSpec:
                                                              "per_env_random")
     push_interval_range: tuple[int, int] | None = doc("Imagined pushes: steps between pushes per env.", None)
     push_velocity: float = doc("Imagined pushes add U(-v, v) m/s to the predicted base x/y velocity.", 0.5)
+    cuda_graph: bool = doc("On a CUDA device, compile the imagined env step and replay it as a CUDA graph: about "
+                           "twice the imagined steps/s at 8192 envs, after a one-time compile of ~20 s.", False)
 
 
 # --------------------------------------------------------------------------------------------------------------------
