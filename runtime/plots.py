@@ -15,6 +15,19 @@ IMAGINED_VS_REAL = (("Model Based/per_step_reward_sum_imagination", "imagined"),
                     ("Model Based/per_step_reward_sum_real", "real"))
 
 
+def plot_tags(ax: Any, records: Sequence[dict[str, Any]], lines: Sequence[tuple[str, str | None]]) -> bool:
+    """Draw each ``(tag, label)`` of ``lines`` over the iterations of ``records`` on ``ax`` (records without the tag
+    are gaps); whether anything was drawn."""
+    drawn = False
+    for tag, name in lines:
+        points = [(r["iteration"], r[tag]) for r in records if r.get(tag) is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="." if len(points) < 50 else None, label=name)
+            drawn = True
+    return drawn
+
+
 def write_learning_curve(records: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Plot the curves of ``metrics.jsonl`` records (iterations without finished episodes are gaps)."""
     # a bare Figure renders through Agg without pyplot, so no display and no global backend switch
@@ -26,14 +39,7 @@ def write_learning_curve(records: Sequence[dict[str, Any]], path: str | Path, ti
     fig = Figure(figsize=(8, 3 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (lines, label) in zip(axes, panels, strict=True):
-        drawn = False
-        for tag, name in lines:
-            points = [(r["iteration"], r[tag]) for r in records if r.get(tag) is not None]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="." if len(points) < 50 else None, label=name)
-                drawn = True
-        if not drawn:
+        if not plot_tags(ax, records, lines):
             ax.text(0.5, 0.5, "no finished episodes yet", ha="center", va="center", transform=ax.transAxes)
         elif len(lines) > 1:
             ax.legend()

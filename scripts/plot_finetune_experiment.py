@@ -2,9 +2,9 @@
 
     python scripts/plot_finetune_experiment.py OUT.png RUN.metrics.jsonl [RUN.metrics.jsonl ...]
 
-One panel per run (titled by the file name): ``Model Based/per_step_reward_sum_imagination`` next to
-``Model Based/per_step_reward_sum_real``, the reward per step the policy earns in imagination and in the few real
-envs of the same iterations. A policy that exploits the model earns more in imagination than in reality.
+One panel per run (titled by the file name), the learning curve's imagined-vs-real panel
+(``rwmspec_runtime.plots.IMAGINED_VS_REAL``): the reward per step the policy earns in imagination and in the few
+real envs of the same iterations. A policy that exploits the model earns more in imagination than in reality.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-LINES = (("Model Based/per_step_reward_sum_imagination", "imagined"), ("Model Based/per_step_reward_sum_real", "real"))
+from rwmspec_runtime.plots import IMAGINED_VS_REAL, plot_tags
 
 
 def main(argv: list[str]) -> int:
@@ -31,10 +31,7 @@ def main(argv: list[str]) -> int:
         ax.set_visible(False)
     for ax, path in zip(axes, files, strict=False):
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for tag, label in LINES:
-            points = [(r["iteration"], r[tag]) for r in records if r.get(tag) is not None]
-            if points:
-                ax.plot(*zip(*points, strict=True), label=label)
+        plot_tags(ax, records, IMAGINED_VS_REAL)
         ax.set_title(path.name.removesuffix(".metrics.jsonl"), fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)

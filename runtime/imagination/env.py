@@ -656,14 +656,13 @@ class ImaginationEnv:
     def _start_from_pool(self, dones: torch.Tensor, u: torch.Tensor) -> None:
         """Done envs take the next seeds of the pool, in env order (no host sync); ``u``: ``_start_episodes``."""
         P = self.seed_pool_size
-        taken = dones.to(torch.long)
         index = (self._pool_next + exclusive_count(dones)) % P  # [N]: seed of each env if it ends
         pool = self._pool
         self._start_episodes(dones, u, _Seeds(
             state=pool.state.index_select(0, index), last_action=pool.last_action.index_select(0, index),
             contacts={g: c.index_select(0, index) for g, c in pool.contacts.items()},
             memory=self._memory_rows(lambda base, rows: base.select_memory(rows, index), pool.memory)))
-        self._pool_next = self._pool_next + taken.sum()
+        self._pool_next = self._pool_next + dones.sum()
 
     def _start_episodes(self, mask: torch.Tensor, u: torch.Tensor, seeds: _Seeds) -> None:
         """New episodes in the envs of ``mask`` ``[N]`` bool; ``seeds`` holds full ``[N]``-row candidates, of which
