@@ -394,22 +394,23 @@ def test_exclusive_count_counts_the_flags_before_each_position():
     assert exclusive_count(flags).tolist() == [0, 0, 1, 2, 2]
 
 
-def test_the_step_compiles_whole_and_matches_eager(base_plan, monkeypatch):
+def test_the_step_compiles_whole_and_matches_eager(base_plan):
     """``_advance`` traces without a graph break (``fullgraph``): no generator call, no host read; and the compiled
     step gives the eager numbers, time-outs, new episodes from the pool and pushes included."""
-    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", True)
     plan = _plan(base_plan, ensemble_size=2, push_interval_range=(1, 3), max_episode_length=3)
     runs = {}
-    for mode in ("eager", "compiled"):
-        env = ImaginationEnv(plan, _system(plan), seed=5)
-        env.reset()
-        if mode == "compiled":
-            env._advance = torch.compile(env._advance, fullgraph=True, dynamic=False)
-        out = []
-        for a in _actions(4, 11):
-            rewards, dones, _ = env.advance(a)
-            out.append((rewards.clone(), dones.clone(), env.state.clone(), env.members.clone()))
-        runs[mode] = out
+    # config.patch, not monkeypatch: undoing a monkeypatch deletes the attribute, which hides the key for good
+    with torch._dynamo.config.patch(allow_rnn=True):
+        for mode in ("eager", "compiled"):
+            env = ImaginationEnv(plan, _system(plan), seed=5)
+            env.reset()
+            if mode == "compiled":
+                env._advance = torch.compile(env._advance, fullgraph=True, dynamic=False)
+            out = []
+            for a in _actions(4, 11):
+                rewards, dones, _ = env.advance(a)
+                out.append((rewards.clone(), dones.clone(), env.state.clone(), env.members.clone()))
+            runs[mode] = out
     torch._dynamo.reset()
     for eager, compiled in zip(runs["eager"], runs["compiled"], strict=True):
         for e, c in zip(eager, compiled, strict=True):
