@@ -62,8 +62,9 @@ def worker(num_envs: int, threads: int, warmup: int, steps: int, device: str) ->
     if result.plan is None:
         raise SystemExit(f"{SPEC} does not compile: {[d.message for d in result.diagnostics]}")
     plan = result.plan
-    plan = attrs.evolve(plan, sim=attrs.evolve(plan.sim, num_envs=num_envs,
-                                               options={**plan.sim.options, "num_threads": threads}))
+    plan = attrs.evolve(
+        plan, sim=attrs.evolve(plan.sim, num_envs=num_envs, options={**plan.sim.options, "num_threads": threads})
+    )
     registry = get_registry()
     rss_before = rss_bytes()
     env = make_embedded_env(plan, registry, device=device)
@@ -92,9 +93,18 @@ def worker(num_envs: int, threads: int, warmup: int, steps: int, device: str) ->
         start = time.perf_counter()
         env.step(a)
         middle = time.perf_counter()
-        pool.rollout(models, datas, snapshot, control, control_spec=CONTROL_SPEC, skip_checks=True,
-                     nstep=physics.decimation, state=trajectory, sensordata=sensordata,
-                     chunk_size=physics.chunk_size)
+        pool.rollout(
+            models,
+            datas,
+            snapshot,
+            control,
+            control_spec=CONTROL_SPEC,
+            skip_checks=True,
+            nstep=physics.decimation,
+            state=trajectory,
+            sensordata=sensordata,
+            chunk_size=physics.chunk_size,
+        )
         env_seconds += middle - start
         raw_seconds += time.perf_counter() - middle
     load_end = os.getloadavg()[0]
@@ -105,11 +115,20 @@ def worker(num_envs: int, threads: int, warmup: int, steps: int, device: str) ->
     raw_control_rate = raw_physics_rate / physics.decimation
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return {"num_envs": num_envs, "threads": threads, "device": device, "chunk_size": physics.chunk_size, "steps": steps,
-            "env_steps_per_s": env_rate, "raw_physics_steps_per_s": raw_physics_rate,
-            "raw_control_steps_per_s": raw_control_rate, "ratio": env_rate / raw_control_rate,
-            "memory_per_env_kb": (rss_after - rss_before) / num_envs / 1024,
-            "load_average_start": load_start, "load_average_end": load_end}
+    return {
+        "num_envs": num_envs,
+        "threads": threads,
+        "device": device,
+        "chunk_size": physics.chunk_size,
+        "steps": steps,
+        "env_steps_per_s": env_rate,
+        "raw_physics_steps_per_s": raw_physics_rate,
+        "raw_control_steps_per_s": raw_control_rate,
+        "ratio": env_rate / raw_control_rate,
+        "memory_per_env_kb": (rss_after - rss_before) / num_envs / 1024,
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+    }
 
 
 def main() -> None:
@@ -128,8 +147,10 @@ def main() -> None:
         return
 
     rows = []
-    print(f"{'N':>6} {'thr':>3} {'chunk':>5} {'env steps/s':>12} {'raw phys/s':>11} {'raw ctrl/s':>11} "
-          f"{'ratio':>6} {'kB/env':>7} {'load':>5}")
+    print(
+        f"{'N':>6} {'thr':>3} {'chunk':>5} {'env steps/s':>12} {'raw phys/s':>11} {'raw ctrl/s':>11} "
+        f"{'ratio':>6} {'kB/env':>7} {'load':>5}"
+    )
     for num_envs in args.envs:
         for threads in args.threads:
             cmd = [sys.executable, __file__, "--worker", str(num_envs), str(threads), "--device", args.device]
@@ -137,21 +158,28 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{row['num_envs']:>6} {row['threads']:>3} {row['chunk_size']:>5} {row['env_steps_per_s']:>12.0f} "
-                  f"{row['raw_physics_steps_per_s']:>11.0f} {row['raw_control_steps_per_s']:>11.0f} "
-                  f"{row['ratio']:>6.2f} {row['memory_per_env_kb']:>7.0f} {row['load_average_end']:>5.2f}",
-                  flush=True)
-    target = next((r for r in rows if r["num_envs"] == TARGET["num_envs"] and r["threads"] == TARGET["threads"]),
-                  None)
+            print(
+                f"{row['num_envs']:>6} {row['threads']:>3} {row['chunk_size']:>5} {row['env_steps_per_s']:>12.0f} "
+                f"{row['raw_physics_steps_per_s']:>11.0f} {row['raw_control_steps_per_s']:>11.0f} "
+                f"{row['ratio']:>6.2f} {row['memory_per_env_kb']:>7.0f} {row['load_average_end']:>5.2f}",
+                flush=True,
+            )
+    target = next((r for r in rows if r["num_envs"] == TARGET["num_envs"] and r["threads"] == TARGET["threads"]), None)
     met = None if target is None else target["ratio"] >= TARGET["ratio"]
     if target is not None:
-        print(f"target: ratio >= {TARGET['ratio']:.0%} at N = {TARGET['num_envs']} on {TARGET['threads']} threads: "
-              f"{target['ratio']:.0%} ({'met' if met else 'not met'})")
-    payload = {"benchmark": "env_throughput", "mode": mode, "spec": str(SPEC.relative_to(ROOT)), "device": args.device,
-               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()},
-               "target": {**TARGET, "measured_ratio": target["ratio"] if target else None, "met": met},
-               "results": rows}
+        print(
+            f"target: ratio >= {TARGET['ratio']:.0%} at N = {TARGET['num_envs']} on {TARGET['threads']} threads: "
+            f"{target['ratio']:.0%} ({'met' if met else 'not met'})"
+        )
+    payload = {
+        "benchmark": "env_throughput",
+        "mode": mode,
+        "spec": str(SPEC.relative_to(ROOT)),
+        "device": args.device,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "target": {**TARGET, "measured_ratio": target["ratio"] if target else None, "met": met},
+        "results": rows,
+    }
     write_json(payload, args.output)
 
 

@@ -98,15 +98,22 @@ def fill_buffer(system: WorldModelSystem, steps: int, seed: int = 0) -> None:
     state = torch.randn(buf.num_envs, dims["state"], generator=g, device=device)
     for _ in range(steps):
         contact = (torch.rand(buf.num_envs, dims["contact"], generator=g, device=device) > 0.5).float()
-        buf.add(state, torch.randn(buf.num_envs, dims["action"], generator=g, device=device), contact,
-                torch.zeros(buf.num_envs, dims["termination"], device=device))
+        buf.add(
+            state,
+            torch.randn(buf.num_envs, dims["action"], generator=g, device=device),
+            contact,
+            torch.zeros(buf.num_envs, dims["termination"], device=device),
+        )
         state = 0.95 * state + 0.3 * torch.randn(state.shape, generator=g, device=device)
 
 
 def build(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.device, seed: int = 0):
     """(plan, env, ppo) ready to step: reset, episodes spread over their length, terminations off."""
-    plan = attrs.evolve(base_plan, imagination=attrs.evolve(base_plan.imagination, num_envs=num_envs),
-                        world_model=attrs.evolve(base_plan.world_model, ensemble_size=ensemble))
+    plan = attrs.evolve(
+        base_plan,
+        imagination=attrs.evolve(base_plan.imagination, num_envs=num_envs),
+        world_model=attrs.evolve(base_plan.world_model, ensemble_size=ensemble),
+    )
     torch.manual_seed(seed)
     system = WorldModelSystem(plan, size["buffer_envs"], device)
     fill_buffer(system, size["buffer_steps"], seed)
@@ -190,9 +197,11 @@ def graph_safe_act(alg, obs) -> torch.Tensor:
     return actions
 
 
-def core(env: ImaginationEnv, alg, deterministic: bool = False, act: Callable = graph_safe_act
-         ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+def core(
+    env: ImaginationEnv, alg, deterministic: bool = False, act: Callable = graph_safe_act
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
     """observe -> act -> advance: the part of a step with fixed shapes and no host sync."""
+
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         obs = env.observe()
         actions = alg.actor(obs) if deterministic else act(alg, obs)
@@ -202,8 +211,9 @@ def core(env: ImaginationEnv, alg, deterministic: bool = False, act: Callable = 
     return run
 
 
-def capture(fn: Callable[[], tuple[torch.Tensor, torch.Tensor]], env: ImaginationEnv
-            ) -> tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, torch.Tensor]]:
+def capture(
+    fn: Callable[[], tuple[torch.Tensor, torch.Tensor]], env: ImaginationEnv
+) -> tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, torch.Tensor]]:
     """Warm ``fn`` up on a side stream, then capture it once."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -275,8 +285,9 @@ def compile_step(env: ImaginationEnv, compile_mode: str) -> Callable:
     return torch.compile(graph_safe_act, mode=compile_mode, dynamic=False)
 
 
-def graph_matches_eager(base_plan, size: dict, device: torch.device, num_envs: int, ensemble: int,
-                        compile_mode: str | None = None) -> float:
+def graph_matches_eager(
+    base_plan, size: dict, device: torch.device, num_envs: int, ensemble: int, compile_mode: str | None = None
+) -> float:
     """Max |reward difference| over GRAPH_CHECK_STEPS steps: eager steps vs graph replays (of the compiled step with
     ``compile_mode``) from the same start (deterministic actions, so only the env's own registered streams draw
     random numbers)."""
@@ -299,7 +310,7 @@ def graph_matches_eager(base_plan, size: dict, device: torch.device, num_envs: i
                     out.append(r_static.clone())
         rewards[mode] = out
     # eager step i corresponds to replay i - 3 (the capture warm-up took the first 3 eager-equivalent steps)
-    eager, graph = rewards["eager"][3:], rewards["graph"][:GRAPH_CHECK_STEPS - 3]
+    eager, graph = rewards["eager"][3:], rewards["graph"][: GRAPH_CHECK_STEPS - 3]
     return max(float((a - b).abs().max()) for a, b in zip(eager, graph, strict=True))
 
 
@@ -327,8 +338,17 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
             profile(env.refill_seeds, device, f"refill_seeds {num_envs} envs K={ensemble} (once per iteration)", 2)
     shares = {k: v / full for k, v in parts.items()}
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
-    yield _row("eager", num_envs, ensemble, full, flops, resets, args, shares=shares,
-               parts_ms={k: 1e3 * v for k, v in parts.items()})
+    yield _row(
+        "eager",
+        num_envs,
+        ensemble,
+        full,
+        flops,
+        resets,
+        args,
+        shares=shares,
+        parts_ms={k: 1e3 * v for k, v in parts.items()},
+    )
 
     if args.cuda_graphs:
         if device.type != "cuda":
@@ -343,8 +363,17 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
             if args.profile:
                 profile(replay, device, f"cuda_graphs {num_envs} envs K={ensemble}")
             replay_only = timed(graph.replay, size["part_steps"], 2, device)
-        yield _row("cuda_graphs", num_envs, ensemble, seconds, flops, resets, args, graph_max_reward_diff=check,
-                   replay_ms=1e3 * replay_only)
+        yield _row(
+            "cuda_graphs",
+            num_envs,
+            ensemble,
+            seconds,
+            flops,
+            resets,
+            args,
+            graph_max_reward_diff=check,
+            replay_ms=1e3 * replay_only,
+        )
 
     if args.compile:
         _, env, alg = build(base_plan, num_envs, ensemble, size, device)
@@ -365,22 +394,40 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
                     replay_only = timed(graph.replay, size["part_steps"], 2, device)
             if args.cuda_graphs:
                 check = graph_matches_eager(base_plan, size, device, num_envs, ensemble, args.compile_mode)
-                yield _row(f"{mode}+cuda_graphs", num_envs, ensemble, seconds, flops, resets, args,
-                           replay_ms=1e3 * replay_only, graph_max_reward_diff=check)
+                yield _row(
+                    f"{mode}+cuda_graphs",
+                    num_envs,
+                    ensemble,
+                    seconds,
+                    flops,
+                    resets,
+                    args,
+                    replay_ms=1e3 * replay_only,
+                    graph_max_reward_diff=check,
+                )
         except Exception as exc:  # report and go on: compile support varies by torch version and device
             traceback.print_exc()
             yield {"mode": mode, "envs": num_envs, "ensemble": ensemble, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def _row(mode: str, num_envs: int, ensemble: int, seconds: float | list[float], flops: float, resets: float, args,
-         **extra) -> dict:
+def _row(
+    mode: str, num_envs: int, ensemble: int, seconds: float | list[float], flops: float, resets: float, args, **extra
+) -> dict:
     """One table row; ``seconds`` per step, or a list of windows' (the row reports their median)."""
     runs = seconds if isinstance(seconds, list) else [seconds]
     seconds = statistics.median(runs)
     rate = num_envs / seconds
-    row = {"mode": mode, "envs": num_envs, "ensemble": ensemble, "env_steps_per_s": rate,
-           "ms_per_step": 1e3 * seconds, "flops_per_env_step": flops, "achieved_tflops": rate * flops / 1e12,
-           "new_episodes_per_step": resets, **extra}
+    row = {
+        "mode": mode,
+        "envs": num_envs,
+        "ensemble": ensemble,
+        "env_steps_per_s": rate,
+        "ms_per_step": 1e3 * seconds,
+        "flops_per_env_step": flops,
+        "achieved_tflops": rate * flops / 1e12,
+        "new_episodes_per_step": resets,
+        **extra,
+    }
     if len(runs) > 1:
         row["ms_per_step_runs"] = [1e3 * r for r in runs]
     if args.peak_tflops:
@@ -399,13 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--cuda-graphs", action="store_true", help="also time the step replayed as a CUDA graph")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the step")
-    parser.add_argument("--runs", type=int, default=3,
-                        help="timing windows of the graph rows (the row reports their median)")
-    parser.add_argument("--compile-mode", default="default",
-                        help="torch.compile mode of the step (with --compile)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="timing windows of the graph rows (the row reports their median)"
+    )
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode of the step (with --compile)")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 in float32 matmuls")
-    parser.add_argument("--peak-tflops", type=float, default=None,
-                        help="the device's peak TFLOP/s for the floor column (e.g. 67 for H100 SXM FP32)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak TFLOP/s for the floor column (e.g. 67 for H100 SXM FP32)",
+    )
     parser.add_argument("--profile", action="store_true", help="print the top ops of a few steps per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json-out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -430,39 +481,64 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in row:
                     print(f"{row['mode']:>24} {num_envs:>5} envs K={ensemble}: failed: {row['error']}", flush=True)
                 else:
-                    print(f"{row['mode']:>24} {num_envs:>5} envs K={ensemble}: {row['env_steps_per_s']:>12.0f} "
-                          f"env*steps/s ({row['ms_per_step']:.2f} ms per step)", flush=True)
+                    print(
+                        f"{row['mode']:>24} {num_envs:>5} envs K={ensemble}: {row['env_steps_per_s']:>12.0f} "
+                        f"env*steps/s ({row['ms_per_step']:.2f} ms per step)",
+                        flush=True,
+                    )
 
     print()
-    header = (f"{'mode':>24} {'envs':>6} {'K':>2} {'env*steps/s':>13} {'ms/step':>8} {'TFLOP/s':>8} "
-              f"{'model':>6} {'policy':>6} {'reward':>6} {'obs':>6} {'refill':>6} {'other':>6}")
+    header = (
+        f"{'mode':>24} {'envs':>6} {'K':>2} {'env*steps/s':>13} {'ms/step':>8} {'TFLOP/s':>8} "
+        f"{'model':>6} {'policy':>6} {'reward':>6} {'obs':>6} {'refill':>6} {'other':>6}"
+    )
     print(header)
     for r in rows:
         if "error" in r:
             continue
         s = r.get("shares")
-        cells = [f"{100 * s[k]:>5.0f}%" for k in ("model", "policy", "rewards", "observe", "refill", "other")] \
-            if s else [f"{'-':>6}"] * 6
-        print(f"{r['mode']:>24} {r['envs']:>6} {r['ensemble']:>2} {r['env_steps_per_s']:>13.0f} "
-              f"{r['ms_per_step']:>8.2f} {r['achieved_tflops']:>8.2f} " + " ".join(cells))
-    best = [r for r in rows if r.get("envs") == TARGET["envs"] and r.get("ensemble") == TARGET["ensemble"]
-            and "env_steps_per_s" in r]
+        cells = (
+            [f"{100 * s[k]:>5.0f}%" for k in ("model", "policy", "rewards", "observe", "refill", "other")]
+            if s
+            else [f"{'-':>6}"] * 6
+        )
+        print(
+            f"{r['mode']:>24} {r['envs']:>6} {r['ensemble']:>2} {r['env_steps_per_s']:>13.0f} "
+            f"{r['ms_per_step']:>8.2f} {r['achieved_tflops']:>8.2f} " + " ".join(cells)
+        )
+    best = [
+        r
+        for r in rows
+        if r.get("envs") == TARGET["envs"] and r.get("ensemble") == TARGET["ensemble"] and "env_steps_per_s" in r
+    ]
     if best and device.type == "cuda":
         top = max(best, key=lambda r: r["env_steps_per_s"])
-        print(f"target {TARGET['env_steps_per_s'] / 1e6:.0f} M steps/s at {TARGET['envs']} envs, K = "
-              f"{TARGET['ensemble']} ({TARGET['device']}): best {top['env_steps_per_s'] / 1e6:.2f} M ({top['mode']})")
+        print(
+            f"target {TARGET['env_steps_per_s'] / 1e6:.0f} M steps/s at {TARGET['envs']} envs, K = "
+            f"{TARGET['ensemble']} ({TARGET['device']}): best {top['env_steps_per_s'] / 1e6:.2f} M ({top['mode']})"
+        )
     for r in rows:
         if "graph_max_reward_diff" in r:
-            print(f"{r['mode']} vs eager, {r['envs']} envs K={r['ensemble']}: max reward difference "
-                  f"{r['graph_max_reward_diff']:.2e}")
+            print(
+                f"{r['mode']} vs eager, {r['envs']} envs K={r['ensemble']}: max reward difference "
+                f"{r['graph_max_reward_diff']:.2e}"
+            )
 
     record = {
         "device": args.device,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "torch": torch.__version__, "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(), "quick": args.quick,
-        "tf32": args.tf32, "peak_tflops": args.peak_tflops, "sizes": size, "target": TARGET,
-        "spec": str(SPEC.relative_to(ROOT)), "rows": rows,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
+        "quick": args.quick,
+        "tf32": args.tf32,
+        "peak_tflops": args.peak_tflops,
+        "sizes": size,
+        "target": TARGET,
+        "spec": str(SPEC.relative_to(ROOT)),
+        "rows": rows,
     }
     write_json(record, args.json_out or RESULTS_DIR / f"imagination_{args.device}.json")
     return 0

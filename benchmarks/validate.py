@@ -39,27 +39,46 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("anymal_d_*.toml"))
-    cases = {"python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
-             f"validate {len(specs)} specs": [sys.executable, "-m", "rwmspec", "validate", *specs]}
+    cases = {
+        "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
+        f"validate {len(specs)} specs": [sys.executable, "-m", "rwmspec", "validate", *specs],
+    }
     for spec in specs:
         cases[f"validate {Path(spec).name}"] = [sys.executable, "-m", "rwmspec", "validate", spec]
     wall(cases[f"validate {len(specs)} specs"], 1)  # warm the OS file cache; the interpreter stays cold
     rows = []
     for name, argv in cases.items():
         times = wall(argv, args.repeats)
-        rows.append({"case": name, "repeats": args.repeats, "min_s": min(times),
-                     "median_s": statistics.median(times), "max_s": max(times)})
+        rows.append(
+            {
+                "case": name,
+                "repeats": args.repeats,
+                "min_s": min(times),
+                "median_s": statistics.median(times),
+                "max_s": max(times),
+            }
+        )
     width = max(len(r["case"]) for r in rows)
     print(f"{'case'.ljust(width)}  {'min s':>7}  {'median s':>8}  {'max s':>7}")
     for r in rows:
         print(f"{r['case'].ljust(width)}  {r['min_s']:7.3f}  {r['median_s']:8.3f}  {r['max_s']:7.3f}")
     four = next(r for r in rows if r["case"] == f"validate {len(specs)} specs")
     verdict = "meets" if four["median_s"] < TARGET_S else "MISSES"
-    print(f"\nmedian of `rwmspec validate` on {len(specs)} specs: {four['median_s']:.3f} s ({verdict} the "
-          f"{TARGET_S} s target)")
-    write_json({"target_s": TARGET_S, "specs": specs, "python": sys.version.split()[0],
-                "machine": platform.machine(), "processor": platform.processor(), "results": rows},
-               RESULTS_DIR / "validate.json")
+    print(
+        f"\nmedian of `rwmspec validate` on {len(specs)} specs: {four['median_s']:.3f} s ({verdict} the "
+        f"{TARGET_S} s target)"
+    )
+    write_json(
+        {
+            "target_s": TARGET_S,
+            "specs": specs,
+            "python": sys.version.split()[0],
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "results": rows,
+        },
+        RESULTS_DIR / "validate.json",
+    )
 
 
 if __name__ == "__main__":

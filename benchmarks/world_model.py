@@ -46,32 +46,73 @@ ROOT = Path(__file__).resolve().parents[1]
 DIMS = dict(state_dim=45, action_dim=12, contact_dim=8, termination_dim=1, extension_dim=0)
 UPSTREAM_H100_SEQ_PER_S = {1: 61_000.0, 5: 14_000.0}
 SIZES = {
-    "full": dict(batch=5000, mini_batches=10, warmup=2, buffer_envs=512, buffer_steps=200, envs=(4096, 8192),
-                 inference_steps=50, heads_batch=5000, heads_iters=20),
-    "quick": dict(batch=64, mini_batches=3, warmup=1, buffer_envs=64, buffer_steps=100, envs=(256, 512),
-                  inference_steps=10, heads_batch=1024, heads_iters=5),
+    "full": dict(
+        batch=5000,
+        mini_batches=10,
+        warmup=2,
+        buffer_envs=512,
+        buffer_steps=200,
+        envs=(4096, 8192),
+        inference_steps=50,
+        heads_batch=5000,
+        heads_iters=20,
+    ),
+    "quick": dict(
+        batch=64,
+        mini_batches=3,
+        warmup=1,
+        buffer_envs=64,
+        buffer_steps=100,
+        envs=(256, 512),
+        inference_steps=10,
+        heads_batch=1024,
+        heads_iters=5,
+    ),
 }
 
 
 def make_plan(ensemble: int, batch: int, mini_batches: int) -> WorldModelPlan:
     return WorldModelPlan(
-        architecture="gru", base_hidden=(256, 256), state_mean_hidden=(128,), state_logstd_hidden=(128,),
-        auxiliary_hidden=(128,), ensemble_size=ensemble, history_horizon=32, forecast_horizon=8,
-        separate_auxiliary_base=True, residual=True, logstd_bounds_init=(-5.0, -4.0), loss_weights=LossWeightsSpec(),
-        train=WorldModelTrainSpec(mini_batch_size=batch, num_mini_batches=mini_batches), **DIMS)
+        architecture="gru",
+        base_hidden=(256, 256),
+        state_mean_hidden=(128,),
+        state_logstd_hidden=(128,),
+        auxiliary_hidden=(128,),
+        ensemble_size=ensemble,
+        history_horizon=32,
+        forecast_horizon=8,
+        separate_auxiliary_base=True,
+        residual=True,
+        logstd_bounds_init=(-5.0, -4.0),
+        loss_weights=LossWeightsSpec(),
+        train=WorldModelTrainSpec(mini_batch_size=batch, num_mini_batches=mini_batches),
+        **DIMS,
+    )
 
 
 def make_buffer(num_envs: int, steps: int, device: torch.device, seed: int = 0) -> ReplayBuffer:
     """A filled buffer of smooth random trajectories (AR(1) states) with occasional episode ends."""
     g = torch.Generator(device=device).manual_seed(seed)
-    buf = ReplayBuffer(num_envs, steps, DIMS["state_dim"], DIMS["action_dim"], DIMS["contact_dim"],
-                       DIMS["termination_dim"], device=device)
+    buf = ReplayBuffer(
+        num_envs,
+        steps,
+        DIMS["state_dim"],
+        DIMS["action_dim"],
+        DIMS["contact_dim"],
+        DIMS["termination_dim"],
+        device=device,
+    )
     state = torch.randn(num_envs, DIMS["state_dim"], generator=g, device=device)
     for _ in range(steps):
         action = torch.randn(num_envs, DIMS["action_dim"], generator=g, device=device)
         done = torch.rand(num_envs, generator=g, device=device) < 0.002
-        buf.add(state, action, (torch.rand(num_envs, DIMS["contact_dim"], generator=g, device=device) > 0.5).float(),
-                done.float().unsqueeze(1), done=done)
+        buf.add(
+            state,
+            action,
+            (torch.rand(num_envs, DIMS["contact_dim"], generator=g, device=device) > 0.5).float(),
+            done.float().unsqueeze(1),
+            done=done,
+        )
         state = 0.95 * state + 0.3 * torch.randn(state.shape, generator=g, device=device)
     return buf
 
@@ -84,8 +125,14 @@ def sync(device: torch.device) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # the upstream-style loss (baseline only): members in sequence, every member re-runs both bases on its resample
 # ---------------------------------------------------------------------------------------------------------------------
-def upstream_style_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forecast_horizon: int,
-                          generator: torch.Generator | None = None, **_: object) -> LossTerms:
+def upstream_style_losses(
+    model: SystemDynamicsEnsemble,
+    windows: Windows,
+    *,
+    forecast_horizon: int,
+    generator: torch.Generator | None = None,
+    **_: object,
+) -> LossTerms:
     M, N, K = model.history_horizon, forecast_horizon, model.ensemble_size
     states, actions = applied_action_pairs(windows.state, windows.action)
     batch, device = states.shape[0], states.device
@@ -115,7 +162,8 @@ def upstream_style_losses(model: SystemDynamicsEnsemble, windows: Windows, *, fo
         for i in range(N):
             if i > 0:
                 features, memory = model.auxiliary_base(
-                    torch.cat([s[:, M + i - 1], a[:, M + i - 1]], dim=-1).unsqueeze(1), memory)
+                    torch.cat([s[:, M + i - 1], a[:, M + i - 1]], dim=-1).unsqueeze(1), memory
+                )
             c, t, _ = model.auxiliary_heads(features.unsqueeze(0), members=member)
             c_steps.append(bce_loss(c.unsqueeze(2), contact[:, i].unsqueeze(0).unsqueeze(2), None))
             t_steps.append(bce_loss(t.unsqueeze(2), termination[:, i].unsqueeze(0).unsqueeze(2), None))
@@ -123,9 +171,14 @@ def upstream_style_losses(model: SystemDynamicsEnsemble, windows: Windows, *, fo
         termination_losses.append(torch.stack(t_steps).mean(dim=0))
     state = torch.cat(state_losses)
     zeros = torch.zeros_like(state)
-    return LossTerms(state=state, bound=(model.max_logstd - model.min_logstd).mean(dim=-1),
-                     contact=torch.cat(contact_losses), termination=torch.cat(termination_losses), extension=zeros,
-                     state_per_step=state.unsqueeze(0))
+    return LossTerms(
+        state=state,
+        bound=(model.max_logstd - model.min_logstd).mean(dim=-1),
+        contact=torch.cat(contact_losses),
+        termination=torch.cat(termination_losses),
+        extension=zeros,
+        state_per_step=state.unsqueeze(0),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -135,9 +188,14 @@ def time_training(ensemble: int, size: dict, device: torch.device, buffer: Repla
     plan = make_plan(ensemble, size["batch"], size["mini_batches"])
     torch.manual_seed(0)
     model = SystemDynamicsEnsemble(plan)
-    trainer = WorldModelTrainer(model, plan, None, device,
-                                autocast_dtype=torch.bfloat16 if "bf16" in variant else None,
-                                compile="compile" in variant)
+    trainer = WorldModelTrainer(
+        model,
+        plan,
+        None,
+        device,
+        autocast_dtype=torch.bfloat16 if "bf16" in variant else None,
+        compile="compile" in variant,
+    )
     if "cells" in variant:
         for base in (model.state_base, model.auxiliary_base):
             base.sequence_cells = True
@@ -153,9 +211,15 @@ def time_training(ensemble: int, size: dict, device: torch.device, buffer: Repla
     result = trainer.update(buffer, g)  # ends with one device sync
     seconds = time.perf_counter() - start
     sequences = size["batch"] * size["mini_batches"]
-    return {"ensemble": ensemble, "variant": variant, "batch": size["batch"], "mini_batches": size["mini_batches"],
-            "seq_per_s": sequences / seconds, "ms_per_mini_batch": 1e3 * seconds / size["mini_batches"],
-            "total_loss": result["total_loss"]}
+    return {
+        "ensemble": ensemble,
+        "variant": variant,
+        "batch": size["batch"],
+        "mini_batches": size["mini_batches"],
+        "seq_per_s": sequences / seconds,
+        "ms_per_mini_batch": 1e3 * seconds / size["mini_batches"],
+        "total_loss": result["total_loss"],
+    }
 
 
 def bf16_loss_agreement(ensemble: int, size: dict, device: torch.device, buffer: ReplayBuffer) -> dict:
@@ -193,8 +257,13 @@ def time_inference(num_envs: int, ensemble: int, steps: int, device: torch.devic
         state = model.predict(state, action, members).next_state
     sync(device)
     seconds = time.perf_counter() - start
-    return {"envs": num_envs, "ensemble": ensemble, "steps": steps, "env_steps_per_s": num_envs * steps / seconds,
-            "ms_per_step": 1e3 * seconds / steps}
+    return {
+        "envs": num_envs,
+        "ensemble": ensemble,
+        "steps": steps,
+        "env_steps_per_s": num_envs * steps / seconds,
+        "ms_per_step": 1e3 * seconds / steps,
+    }
 
 
 def time_heads(ensemble: int, batch: int, iters: int, device: torch.device) -> dict:
@@ -205,7 +274,8 @@ def time_heads(ensemble: int, batch: int, iters: int, device: torch.device) -> d
     batched = nn.ModuleList(EnsembleMLP(ensemble, features, (hidden,), w) for w in widths).to(device)
     looped = nn.ModuleList(
         nn.ModuleList(nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, w)) for w in widths)
-        for _ in range(ensemble)).to(device)
+        for _ in range(ensemble)
+    ).to(device)
     x = torch.randn(ensemble, batch, features, device=device, requires_grad=True)
 
     def run_batched():
@@ -224,8 +294,13 @@ def time_heads(ensemble: int, batch: int, iters: int, device: torch.device) -> d
             fn().backward()
         sync(device)
         timings[name] = 1e3 * (time.perf_counter() - start) / iters
-    return {"ensemble": ensemble, "batch": batch, "batched_ms": timings["batched"], "loop_ms": timings["loop"],
-            "speedup": timings["loop"] / timings["batched"]}
+    return {
+        "ensemble": ensemble,
+        "batch": batch,
+        "batched_ms": timings["batched"],
+        "loop_ms": timings["loop"],
+        "speedup": timings["loop"] / timings["batched"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,10 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batch, env counts and iterations")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast and compare its losses")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the loss")
-    parser.add_argument("--cells", action="store_true",
-                        help="also time recurrent bases stepping whole sequences through the fused cell kernels")
-    parser.add_argument("--tf32", action="store_true",
-                        help="allow TF32 in float32 matmuls (torch.set_float32_matmul_precision('high'))")
+    parser.add_argument(
+        "--cells",
+        action="store_true",
+        help="also time recurrent bases stepping whole sequences through the fused cell kernels",
+    )
+    parser.add_argument(
+        "--tf32", action="store_true", help="allow TF32 in float32 matmuls (torch.set_float32_matmul_precision('high'))"
+    )
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--skip-baseline", action="store_true", help="do not time the upstream-style loss")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -260,18 +339,27 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 row["vs_upstream_h100"] = row["seq_per_s"] / UPSTREAM_H100_SEQ_PER_S.get(ensemble, float("nan"))
             training.append(row)
-            print(f"training  K={ensemble} {variant:>14}: {row['seq_per_s']:>10.0f} seq/s "
-                  f"({row['ms_per_mini_batch']:.1f} ms per mini-batch of {size['batch']})", flush=True)
+            print(
+                f"training  K={ensemble} {variant:>14}: {row['seq_per_s']:>10.0f} seq/s "
+                f"({row['ms_per_mini_batch']:.1f} ms per mini-batch of {size['batch']})",
+                flush=True,
+            )
     inference = []
     for num_envs in size["envs"]:
         for ensemble in args.ensembles:
             row = time_inference(num_envs, ensemble, size["inference_steps"], device)
             inference.append(row)
-            print(f"inference {num_envs:>5} envs K={ensemble}: {row['env_steps_per_s']:>12.0f} env*steps/s "
-                  f"({row['ms_per_step']:.2f} ms per step)", flush=True)
+            print(
+                f"inference {num_envs:>5} envs K={ensemble}: {row['env_steps_per_s']:>12.0f} env*steps/s "
+                f"({row['ms_per_step']:.2f} ms per step)",
+                flush=True,
+            )
     heads = time_heads(max(args.ensembles), size["heads_batch"], size["heads_iters"], device)
-    print(f"heads K={heads['ensemble']} batch {heads['batch']}: batched {heads['batched_ms']:.2f} ms, "
-          f"loop {heads['loop_ms']:.2f} ms, speedup {heads['speedup']:.2f}x", flush=True)
+    print(
+        f"heads K={heads['ensemble']} batch {heads['batch']}: batched {heads['batched_ms']:.2f} ms, "
+        f"loop {heads['loop_ms']:.2f} ms, speedup {heads['speedup']:.2f}x",
+        flush=True,
+    )
     agreement = bf16_loss_agreement(max(args.ensembles), size, device, buffer) if args.bf16 else None
 
     print()
@@ -279,11 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     by_key = {(r["ensemble"], r["variant"]): r for r in training}
     for r in training:
         ratio = f"{r['vs_upstream_h100']:.2f}x" if "vs_upstream_h100" in r else "-"
-        print(f"{'training':<10} {r['ensemble']:>2} {r['variant']:>16} {r['seq_per_s']:>14.0f} {'seq/s':<12} "
-              f"{ratio:>17}")
+        print(
+            f"{'training':<10} {r['ensemble']:>2} {r['variant']:>16} {r['seq_per_s']:>14.0f} {'seq/s':<12} {ratio:>17}"
+        )
     for r in inference:
-        print(f"{'inference':<10} {r['ensemble']:>2} {r['envs']:>16} {r['env_steps_per_s']:>14.0f} "
-              f"{'env*steps/s':<12} {'-':>17}")
+        print(
+            f"{'inference':<10} {r['ensemble']:>2} {r['envs']:>16} {r['env_steps_per_s']:>14.0f} "
+            f"{'env*steps/s':<12} {'-':>17}"
+        )
     for ensemble in args.ensembles:
         if (ensemble, "upstream_style") in by_key:
             speedup = by_key[(ensemble, "fp32")]["seq_per_s"] / by_key[(ensemble, "upstream_style")]["seq_per_s"]
@@ -295,12 +386,26 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "device": args.device,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "torch": torch.__version__, "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(), "quick": args.quick, "tf32": args.tf32, "sizes": size,
-        "model": {"architecture": "gru", "base_hidden": [256, 256], "heads": 128, "history_horizon": 32,
-                  "forecast_horizon": 8, **DIMS},
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "quick": args.quick,
+        "tf32": args.tf32,
+        "sizes": size,
+        "model": {
+            "architecture": "gru",
+            "base_hidden": [256, 256],
+            "heads": 128,
+            "history_horizon": 32,
+            "forecast_horizon": 8,
+            **DIMS,
+        },
         "upstream_h100_seq_per_s": UPSTREAM_H100_SEQ_PER_S,
-        "training": training, "inference": inference, "heads": heads, "bf16_loss_agreement": agreement,
+        "training": training,
+        "inference": inference,
+        "heads": heads,
+        "bf16_loss_agreement": agreement,
     }
     write_json(record, args.out or RESULTS_DIR / f"world_model_{args.device}.json")
     return 0

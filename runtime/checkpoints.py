@@ -124,8 +124,10 @@ def _fallback_hint(path: Path) -> str:
     prev = previous_good(path)
     if prev is None:
         return "no earlier intact checkpoint exists in this run; start a new run"
-    return (f"the previous good checkpoint is {prev.name}: select it with `--checkpoint {prev.name}` "
-            f"(or delete {path.name})")
+    return (
+        f"the previous good checkpoint is {prev.name}: select it with `--checkpoint {prev.name}` "
+        f"(or delete {path.name})"
+    )
 
 
 def read_latest_pointer(directory: str | Path) -> str | None:
@@ -144,16 +146,23 @@ def resolve_checkpoint(directory: str | Path, name: str = "latest") -> Path:
         if pointed is None:
             ckpts = list_checkpoints(directory)
             if not ckpts:
-                raise runtime_error("RWM502", f"run directory {directory} has no checkpoint (no `latest` pointer and "
-                                    "no model_<n>.pt file)", file=directory,
-                                    hint="train it first, or resume it with `rwmspec run SPEC --resume RUN`")
+                raise runtime_error(
+                    "RWM502",
+                    f"run directory {directory} has no checkpoint (no `latest` pointer and no model_<n>.pt file)",
+                    file=directory,
+                    hint="train it first, or resume it with `rwmspec run SPEC --resume RUN`",
+                )
             return ckpts[-1]
         name = pointed
     path = directory / name
     if not path.is_file():
         available = ", ".join(p.name for p in list_checkpoints(directory)) or "none"
-        raise runtime_error("RWM502", f"checkpoint {path} does not exist (checkpoints in this run: {available})",
-                            file=path, hint=_fallback_hint(path))
+        raise runtime_error(
+            "RWM502",
+            f"checkpoint {path} does not exist (checkpoints in this run: {available})",
+            file=path,
+            hint=_fallback_hint(path),
+        )
     return path
 
 
@@ -166,18 +175,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises RuntimeError, EOFError or UnpicklingError depending on the damage
         raise runtime_error(
-            "RWM502", f"checkpoint {path} is truncated or corrupted and cannot be read "
+            "RWM502",
+            f"checkpoint {path} is truncated or corrupted and cannot be read "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
-            file=path, hint=_fallback_hint(path)) from exc
+            file=path,
+            hint=_fallback_hint(path),
+        ) from exc
     if not isinstance(payload, dict):
-        raise runtime_error("RWM502", f"checkpoint {path} holds a {type(payload).__name__}, not a checkpoint dict",
-                            file=path, hint=_fallback_hint(path))
+        raise runtime_error(
+            "RWM502",
+            f"checkpoint {path} holds a {type(payload).__name__}, not a checkpoint dict",
+            file=path,
+            hint=_fallback_hint(path),
+        )
     missing = [k for k in ("actor_state_dict", "critic_state_dict") if k not in payload]
     if missing:
-        raise runtime_error("RWM502", f"checkpoint {path} lacks {', '.join(missing)}: it is not an rsl-rl-lib 5.x "
-                            "or rwmspec checkpoint", file=path, hint=_fallback_hint(path))
+        raise runtime_error(
+            "RWM502",
+            f"checkpoint {path} lacks {', '.join(missing)}: it is not an rsl-rl-lib 5.x or rwmspec checkpoint",
+            file=path,
+            hint=_fallback_hint(path),
+        )
     return payload
-
 
 
 def check_fingerprint(payload: dict[str, Any], expected: str, path: str | Path) -> None:
@@ -185,7 +204,10 @@ def check_fingerprint(payload: dict[str, Any], expected: str, path: str | Path) 
     stored = (payload.get("rwmspec") or {}).get("fingerprint")
     if stored != expected:
         raise runtime_error(
-            "RWM504", f"checkpoint {path} was trained for world-model fingerprint {stored or '(none)'}, but this plan "
-            f"has {expected}", file=path,
+            "RWM504",
+            f"checkpoint {path} was trained for world-model fingerprint {stored or '(none)'}, but this plan "
+            f"has {expected}",
+            file=path,
             hint="use the same robot, system_* observation groups, world-model sizes and control period as the run "
-                 "that trained it, or train a new one")
+            "that trained it, or train a new one",
+        )

@@ -36,8 +36,15 @@ TRACKING_KINDS = {"track_lin_vel_xy_exp": "lin_vel_xy", "track_ang_vel_z_exp": "
 DEFAULT_MAX_ENVS = 64
 
 
-def evaluate(run: RunDir, *, num_envs: int | None = None, steps: int = 1000, checkpoint: str = checkpoints.LATEST,
-             seed: int | None = None, device: str = "cpu") -> dict[str, Any]:
+def evaluate(
+    run: RunDir,
+    *,
+    num_envs: int | None = None,
+    steps: int = 1000,
+    checkpoint: str = checkpoints.LATEST,
+    seed: int | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Evaluate ``run``'s policy for ``steps`` steps of ``num_envs`` envs; writes and returns the report."""
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
@@ -47,8 +54,11 @@ def evaluate(run: RunDir, *, num_envs: int | None = None, steps: int = 1000, che
     n = num_envs or min(plan.sim.num_envs, DEFAULT_MAX_ENVS)
     eval_seed = plan.experiment.seed + 1 if seed is None else seed
     # another seed than training: commands, pushes and resets come in an order the policy has not trained on
-    eval_plan = attrs.evolve(plan, experiment=attrs.evolve(plan.experiment, seed=eval_seed),
-                             sim=attrs.evolve(plan.sim, num_envs=n, device=device))
+    eval_plan = attrs.evolve(
+        plan,
+        experiment=attrs.evolve(plan.experiment, seed=eval_seed),
+        sim=attrs.evolve(plan.sim, num_envs=n, device=device),
+    )
     tracked = [t for t in plan.rewards if t.kind in TRACKING_KINDS and t.weight != 0.0]
     term_sums = {t.name: 0.0 for t in tracked}  # weighted sums over every env-step
     seed_everything(eval_seed)
@@ -84,13 +94,22 @@ def evaluate(run: RunDir, *, num_envs: int | None = None, steps: int = 1000, che
             close()
 
     env_steps = n * steps
-    tracking = {TRACKING_KINDS[t.kind]: term_sums[t.name] / (t.weight * plan.sim.control_dt * env_steps)
-                for t in tracked}
+    tracking = {
+        TRACKING_KINDS[t.kind]: term_sums[t.name] / (t.weight * plan.sim.control_dt * env_steps) for t in tracked
+    }
     mean_length = sum(lengths) / len(lengths) if lengths else None
     report = {
-        "run": str(run.path), "checkpoint": ckpt_path.name, "num_envs": n, "steps": steps, "seed": eval_seed,
-        "tracking": tracking, "fall_rate": falls / episodes, "falls": falls, "episodes": episodes,
-        "episodes_ended": len(lengths), "mean_episode_length": mean_length,
+        "run": str(run.path),
+        "checkpoint": ckpt_path.name,
+        "num_envs": n,
+        "steps": steps,
+        "seed": eval_seed,
+        "tracking": tracking,
+        "fall_rate": falls / episodes,
+        "falls": falls,
+        "episodes": episodes,
+        "episodes_ended": len(lengths),
+        "mean_episode_length": mean_length,
         "mean_episode_length_s": None if mean_length is None else mean_length * plan.sim.control_dt,
         "max_episode_length": plan.sim.max_episode_length,
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -101,15 +120,24 @@ def evaluate(run: RunDir, *, num_envs: int | None = None, steps: int = 1000, che
 
 def format_report(report: dict[str, Any]) -> str:
     """The console table of an evaluation report."""
-    rows = [("run", report["run"]), ("checkpoint", report["checkpoint"]),
-            ("envs x steps", f"{report['num_envs']} x {report['steps']}")]
+    rows = [
+        ("run", report["run"]),
+        ("checkpoint", report["checkpoint"]),
+        ("envs x steps", f"{report['num_envs']} x {report['steps']}"),
+    ]
     for key, label in (("lin_vel_xy", "tracking lin vel xy"), ("ang_vel_z", "tracking ang vel z")):
         value = report["tracking"].get(key)
         rows.append((label, "n/a (no such reward term)" if value is None else f"{value:.1%}"))
     rows.append(("fall rate", f"{report['fall_rate']:.1%} ({report['falls']} of {report['episodes']} episodes)"))
     length = report["mean_episode_length"]
-    rows.append(("mean episode length", "n/a (no episode ended on its own)" if length is None else
-                 f"{length:.1f} steps ({report['mean_episode_length_s']:.2f} s, "
-                 f"{report['episodes_ended']} episodes ended; max {report['max_episode_length']})"))
+    rows.append(
+        (
+            "mean episode length",
+            "n/a (no episode ended on its own)"
+            if length is None
+            else f"{length:.1f} steps ({report['mean_episode_length_s']:.2f} s, "
+            f"{report['episodes_ended']} episodes ended; max {report['max_episode_length']})",
+        )
+    )
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:>{width}}: {value}" for label, value in rows) + f"\n(written to {EVAL_FILE})"

@@ -27,12 +27,28 @@ def policy_layout(plan: Plan, checkpoint: Path) -> dict[str, Any]:
     groups, offset = [], 0
     for name in plan.policy.actor_observations:
         group = plan.observations[name]
-        groups.append({"group": name, "start": offset, "dim": group.dim,
-                       "terms": [{"name": t.name, "kind": t.kind, "start": offset + t.start, "dim": t.dim,
-                                  "scale": t.scale, "clip": t.clip} for t in group.terms]})
+        groups.append(
+            {
+                "group": name,
+                "start": offset,
+                "dim": group.dim,
+                "terms": [
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "start": offset + t.start,
+                        "dim": t.dim,
+                        "scale": t.scale,
+                        "clip": t.clip,
+                    }
+                    for t in group.terms
+                ],
+            }
+        )
         offset += group.dim
     return {
-        "input_dim": offset, "inputs": groups,
+        "input_dim": offset,
+        "inputs": groups,
         "action_dim": plan.action_dim,
         "actions": [{"name": a.name, "kind": a.kind, "dim": a.dim, "params": a.params} for a in plan.actions],
         "joint_names": list(plan.robot.joint_names),
@@ -68,8 +84,15 @@ def export_policy(run: RunDir, fmt: str, *, checkpoint: str = checkpoints.LATEST
 def _export_onnx(actor: torch.nn.Module, target: Path) -> None:
     model = actor.as_onnx(verbose=False).cpu().eval()
     (example,) = model.get_dummy_inputs()
-    program = torch.onnx.export(model, (example,), dynamo=True, input_names=model.input_names,
-                                output_names=model.output_names, opset_version=18,
-                                dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        input_names=model.input_names,
+        output_names=model.output_names,
+        opset_version=18,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
     # one self-contained file: the weights of a policy MLP are far below ONNX's 2 GB single-file limit
     checkpoints.atomic_write(target, lambda f: f.write(program.model_proto.SerializeToString()))

@@ -45,8 +45,9 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step drops events of iterations after the checkpoint a resumed run restarts from
-            self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10,
-                                        purge_step=start_iteration + 1 if start_iteration else None)
+            self.writer = SummaryWriter(
+                log_dir=str(run_dir), flush_secs=10, purge_step=start_iteration + 1 if start_iteration else None
+            )
 
     def write(self, iteration: int, metrics: dict[str, float]) -> dict[str, Any]:
         record: dict[str, Any] = {"iteration": iteration, "time": time.time()}

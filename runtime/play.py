@@ -30,9 +30,11 @@ from rwmspec_runtime.training import make_env
 
 GL_BACKENDS = ("egl", "osmesa")
 SETUP_COMMAND = "bash scripts/setup_render.sh"
-_PROBE = ("import mujoco\n"
-          "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><geom size=\".1\"/></worldbody></mujoco>')\n"
-          "mujoco.Renderer(m, 8, 8).render()\n")
+_PROBE = (
+    "import mujoco\n"
+    "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><geom size=\".1\"/></worldbody></mujoco>')\n"
+    "mujoco.Renderer(m, 8, 8).render()\n"
+)
 
 
 def _renders(backend: str) -> bool:
@@ -62,9 +64,12 @@ def choose_gl_backend() -> str | None:
 
 
 def _unavailable(reason: str) -> Exception:
-    return runtime_error("RWM507", f"headless rendering is unavailable: {reason}",
-                         hint=f"install the OpenGL libraries with `{SETUP_COMMAND}` (EGL or OSMesa), then retry; "
-                              "or set MUJOCO_GL=egl|osmesa")
+    return runtime_error(
+        "RWM507",
+        f"headless rendering is unavailable: {reason}",
+        hint=f"install the OpenGL libraries with `{SETUP_COMMAND}` (EGL or OSMesa), then retry; "
+        "or set MUJOCO_GL=egl|osmesa",
+    )
 
 
 class _Camera:
@@ -78,8 +83,11 @@ class _Camera:
         model = getattr(env, "model", None)
         physics = getattr(env, "physics", None)
         if not isinstance(model, mujoco.MjModel) or physics is None:
-            raise runtime_error("RWM507", f"the {type(env).__name__} env exposes no MuJoCo model to render",
-                                hint="play renders the embedded backend; set backend.name = \"embedded\"")
+            raise runtime_error(
+                "RWM507",
+                f"the {type(env).__name__} env exposes no MuJoCo model to render",
+                hint='play renders the embedded backend; set backend.name = "embedded"',
+            )
         # visual settings only (physics untouched): a frame large enough, and a brighter head light
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
@@ -137,11 +145,15 @@ class TwinCamera(_Camera):
 
         position, yaw = pose[:2] if not reset else self.real_pose()
         k = self.kinds
-        position, yaw, quat = twin_pose(position, yaw, state[k["base_lin_vel"]], state[k["base_ang_vel"]][2],
-                                        state[k["projected_gravity"]], dt)
+        position, yaw, quat = twin_pose(
+            position, yaw, state[k["base_lin_vel"]], state[k["base_ang_vel"]][2], state[k["projected_gravity"]], dt
+        )
         position[2] = self.physics.state[0][self.index.base_pos][2]  # the state has no height: the real robot's
-        joints = state[k["joint_pos_rel"]] + self.default_joint_pos if "joint_pos_rel" in k else \
-            self.physics.state[0][self.index.joint_pos]
+        joints = (
+            state[k["joint_pos_rel"]] + self.default_joint_pos
+            if "joint_pos_rel" in k
+            else self.physics.state[0][self.index.joint_pos]
+        )
         return position, yaw, quat, joints
 
     def side_by_side(self, pose) -> np.ndarray:
@@ -164,16 +176,25 @@ def mp4_writer(path: str | Path, dt: float) -> Iterator[Callable[[np.ndarray], N
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        with imageio.get_writer(partial, fps=max(1, round(1.0 / dt)), codec="libx264", macro_block_size=1,
-                                format="FFMPEG") as writer:
+        with imageio.get_writer(
+            partial, fps=max(1, round(1.0 / dt)), codec="libx264", macro_block_size=1, format="FFMPEG"
+        ) as writer:
             yield writer.append_data
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = checkpoints.LATEST,
-         width: int = 640, height: int = 480, seed: int | None = None) -> Path:
+def play(
+    run: RunDir,
+    video: str | Path,
+    *,
+    steps: int = 500,
+    checkpoint: str = checkpoints.LATEST,
+    width: int = 640,
+    height: int = 480,
+    seed: int | None = None,
+) -> Path:
     """Roll the run's policy in one env for ``steps`` steps and write every frame to ``video`` (MP4)."""
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
@@ -183,8 +204,11 @@ def play(run: RunDir, video: str | Path, *, steps: int = 500, checkpoint: str = 
     ckpt_path = checkpoints.resolve_checkpoint(run.path, checkpoint)
     actor = build_actor(plan, checkpoints.load_checkpoint(ckpt_path)["actor_state_dict"])
     play_seed = plan.experiment.seed + 1 if seed is None else seed
-    play_plan = attrs.evolve(plan, experiment=attrs.evolve(plan.experiment, seed=play_seed),
-                             sim=attrs.evolve(plan.sim, num_envs=1, device="cpu"))
+    play_plan = attrs.evolve(
+        plan,
+        experiment=attrs.evolve(plan.experiment, seed=play_seed),
+        sim=attrs.evolve(plan.sim, num_envs=1, device="cpu"),
+    )
     seed_everything(play_seed)
     env = make_env(play_plan, get_registry(), device="cpu", num_envs=1)
     camera = None

@@ -11,8 +11,10 @@ from rwmspec_runtime.checkpoints import atomic_write
 
 CURVES = (("Train/mean_reward", "mean episode reward"), ("Train/mean_episode_length", "mean episode length (steps)"))
 # the model-exploitation view: a policy that games the model earns more imagined than real reward per step
-IMAGINED_VS_REAL = (("Model Based/per_step_reward_sum_imagination", "imagined"),
-                    ("Model Based/per_step_reward_sum_real", "real"))
+IMAGINED_VS_REAL = (
+    ("Model Based/per_step_reward_sum_imagination", "imagined"),
+    ("Model Based/per_step_reward_sum_real", "real"),
+)
 
 
 def plot_tags(ax: Any, records: Sequence[dict[str, Any]], lines: Sequence[tuple[str, str | None]]) -> bool:

@@ -32,8 +32,16 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Prints one block or line per finished iteration."""
 
-    def __init__(self, mode: str, *, total_iterations: int, start_iteration: int, steps_per_iteration: int,
-                 run_name: str = "", file: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        total_iterations: int,
+        start_iteration: int,
+        steps_per_iteration: int,
+        run_name: str = "",
+        file: IO[str] | None = None,
+    ) -> None:
         """:param steps_per_iteration: real env steps per iteration (num_envs x num_steps_per_env)."""
         if mode not in ("auto", "full", "compact"):
             raise ValueError(f"console mode must be auto, full or compact, got {mode!r}")
@@ -69,8 +77,9 @@ class Progress:
             parts.append(f"step reward {m['Train/mean_step_reward']:.4f}")
         if "Visualize/autoregressive_error" in m:
             parts.append(f"twin error {m['Visualize/autoregressive_error']:.3g}")
-        losses = " ".join(f"{k[5:]} {v:.3g}" for k, v in m.items()
-                          if k.startswith("Loss/") and k != "Loss/learning_rate")
+        losses = " ".join(
+            f"{k[5:]} {v:.3g}" for k, v in m.items() if k.startswith("Loss/") and k != "Loss/learning_rate"
+        )
         if losses:
             parts.append(f"loss {losses}")
         if "Policy/mean_std" in m:

@@ -64,11 +64,19 @@ class RunDir:
     def require(self) -> RunDir:
         """This run, or an RWM501 error when the directory is missing or not a run."""
         if not self.path.is_dir():
-            raise runtime_error("RWM501", f"run directory {self.path} does not exist", file=self.path,
-                                hint="list runs with `ls <runs-dir>/<experiment>/`")
+            raise runtime_error(
+                "RWM501",
+                f"run directory {self.path} does not exist",
+                file=self.path,
+                hint="list runs with `ls <runs-dir>/<experiment>/`",
+            )
         if not self.exists:
-            raise runtime_error("RWM501", f"{self.path} is not an rwmspec run directory (it has no {PLAN_FILE})",
-                                file=self.path, hint="pass the directory that `rwmspec run` printed at start")
+            raise runtime_error(
+                "RWM501",
+                f"{self.path} is not an rwmspec run directory (it has no {PLAN_FILE})",
+                file=self.path,
+                hint="pass the directory that `rwmspec run` printed at start",
+            )
         return self
 
     # -- plan and run record --------------------------------------------------------------------------------------
@@ -85,9 +93,13 @@ class RunDir:
         try:
             return plan_from_dict(self.plan_dict())
         except Exception as exc:
-            raise runtime_error("RWM501", f"{self.file(PLAN_FILE)} cannot be read as a plan of this rwmspec version "
-                                f"({type(exc).__name__}: {exc})", file=self.file(PLAN_FILE),
-                                hint="use the rwmspec version that wrote the run (see run.json)") from exc
+            raise runtime_error(
+                "RWM501",
+                f"{self.file(PLAN_FILE)} cannot be read as a plan of this rwmspec version "
+                f"({type(exc).__name__}: {exc})",
+                file=self.file(PLAN_FILE),
+                hint="use the rwmspec version that wrote the run (see run.json)",
+            ) from exc
 
     def write_run_record(self, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,17 @@ RESERVED_KEYS = frozenset(checkpoints.RSL_RL_KEYS) | {"rwmspec"}
 class Runner:
     """Trains one plan in one env, writing into one run directory."""
 
-    def __init__(self, plan: Plan, env: Any, run_dir: str | Path | RunDir, *, device: str = "cpu",
-                 log: Callable[[str], None] = print, console: str | None = None,
-                 references: Mapping[str, Path] | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        env: Any,
+        run_dir: str | Path | RunDir,
+        *,
+        device: str = "cpu",
+        log: Callable[[str], None] = print,
+        console: str | None = None,
+        references: Mapping[str, Path] | None = None,
+    ) -> None:
         """
         :param env: an rsl-rl-lib 5.x VecEnv (``get_observations``, ``step``, ``num_envs``, ``num_actions``,
             ``max_episode_length``, ``episode_length_buf``).
@@ -63,8 +71,14 @@ class Runner:
         self.steps = build_steps(self)
         policy_env = next((s.policy_env for s in self.steps if s.policy_env is not None), env)
         num_steps = plan.ppo.num_steps_per_env if policy_env is env else policy_env.num_steps_per_env
-        self.alg = build_ppo(plan, policy_env.get_observations().to(device), policy_env.num_envs,
-                             env.num_actions, device, num_steps=num_steps)
+        self.alg = build_ppo(
+            plan,
+            policy_env.get_observations().to(device),
+            policy_env.num_envs,
+            env.num_actions,
+            device,
+            num_steps=num_steps,
+        )
         self.last_checkpoint: Path | None = None
         self.metrics: MetricsLog | None = None
 
@@ -96,8 +110,11 @@ class Runner:
         path = checkpoints.save_checkpoint(self.checkpoint_payload(), self.run_dir.path, self.iteration)
         self.last_checkpoint = path
         if self.plan.logging.learning_curve and self.metrics is not None:
-            write_learning_curve(self.metrics.history, self.run_dir.file(CURVE_FILE),
-                                 title=f"{self.plan.experiment.name} / {self.run_dir.name}")
+            write_learning_curve(
+                self.metrics.history,
+                self.run_dir.file(CURVE_FILE),
+                title=f"{self.plan.experiment.name} / {self.run_dir.name}",
+            )
         return path
 
     def restore(self, checkpoint: Mapping[str, Any]) -> None:
@@ -122,14 +139,22 @@ class Runner:
         plan, env = self.plan, self.env
         total = plan.runner.max_iterations
         if self.iteration >= total:
-            self.log(f"run {self.run_dir.path} already has {self.iteration}/{total} iterations; nothing to do "
-                     f"(raise runner.max_iterations to train further)")
+            self.log(
+                f"run {self.run_dir.path} already has {self.iteration}/{total} iterations; nothing to do "
+                f"(raise runner.max_iterations to train further)"
+            )
             return
-        self.metrics = MetricsLog(self.run_dir.path, tensorboard="tensorboard" in plan.logging.writers,
-                                  start_iteration=self.iteration)
+        self.metrics = MetricsLog(
+            self.run_dir.path, tensorboard="tensorboard" in plan.logging.writers, start_iteration=self.iteration
+        )
         steps_per_iteration = env.num_envs * plan.ppo.num_steps_per_env
-        progress = Progress(self.console_mode, total_iterations=total, start_iteration=self.iteration,
-                            steps_per_iteration=steps_per_iteration, run_name=self.run_dir.name)
+        progress = Progress(
+            self.console_mode,
+            total_iterations=total,
+            start_iteration=self.iteration,
+            steps_per_iteration=steps_per_iteration,
+            run_name=self.run_dir.name,
+        )
         if plan.runner.init_at_random_ep_len:
             # spread resets over the episode so that the envs do not all time out in the same step
             env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
@@ -158,10 +183,12 @@ class Runner:
                 step.run(ctx)
             except NonFiniteError as exc:
                 raise runtime_error(
-                    "RWM506", f"iteration {self.iteration + 1}, step '{step.name}': {exc}",
+                    "RWM506",
+                    f"iteration {self.iteration + 1}, step '{step.name}': {exc}",
                     file=self.plan.spec_file,
                     hint="lower ppo.learning_rate or check the env's reward and observation terms; resume from the "
-                         "last checkpoint once fixed") from exc
+                    "last checkpoint once fixed",
+                ) from exc
             spent[step.timing] = spent.get(step.timing, 0.0) + time.perf_counter() - start
         iteration_time = sum(spent.values())
         metrics = dict(ctx.metrics)

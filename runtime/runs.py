@@ -82,8 +82,12 @@ def locate_run(root: str | Path, experiment: str, ref: str | Path) -> RunDir:
     if not RunDir(path).exists:
         parent = experiment_dir(root, experiment)
         names = sorted((p.name for p in parent.iterdir() if RunDir(p).exists), reverse=True) if parent.is_dir() else []
-        raise runtime_error("RWM501", f"{path} is not a run directory", file=path,
-                            hint=f"runs of experiment '{experiment}' under {parent}: {', '.join(names) or 'none'}")
+        raise runtime_error(
+            "RWM501",
+            f"{path} is not a run directory",
+            file=path,
+            hint=f"runs of experiment '{experiment}' under {parent}: {', '.join(names) or 'none'}",
+        )
     return RunDir(path)
 
 
@@ -96,8 +100,9 @@ def resume_fingerprint(plan_dict: Mapping[str, Any]) -> dict[str, Any]:
     Left out: how long to train and how often to save (``runner.max_iterations``, ``runner.save_interval``), where
     to log (``logging``), the learning device, and the path of the spec file.
     """
-    data = json.loads(json.dumps(plan_to_dict(plan_dict) if isinstance(plan_dict, Plan) else plan_dict,
-                                 default=str))  # tuples -> lists, as stored in plan.json
+    data = json.loads(
+        json.dumps(plan_to_dict(plan_dict) if isinstance(plan_dict, Plan) else plan_dict, default=str)
+    )  # tuples -> lists, as stored in plan.json
     data.pop("logging", None)
     data.pop("spec_file", None)
     for section, key in (("runner", "max_iterations"), ("runner", "save_interval"), ("sim", "device")):
@@ -118,8 +123,11 @@ def plan_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
     """``key: stored -> current`` for every leaf of the resume fingerprints that differs."""
     a, b = _flatten(resume_fingerprint(stored)), _flatten(resume_fingerprint(current))
     missing = object()
-    return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}" for k in sorted(set(a) | set(b))
-            if a.get(k, missing) != b.get(k, missing)]
+    return [
+        f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, missing) != b.get(k, missing)
+    ]
 
 
 def check_resumable(run: RunDir, plan: Plan) -> None:
@@ -128,11 +136,13 @@ def check_resumable(run: RunDir, plan: Plan) -> None:
     if diffs:
         shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
         raise runtime_error(
-            "RWM505", f"run {run.path} was trained from a different plan and cannot be resumed with this spec: "
-            f"{shown}", file=run.path,
+            "RWM505",
+            f"run {run.path} was trained from a different plan and cannot be resumed with this spec: {shown}",
+            file=run.path,
             hint="start a new run (drop --resume / --run-dir), or restore the spec and overlays the run used "
-                 "(see its run.json); only runner.max_iterations, runner.save_interval, logging and the device may "
-                 "change")
+            "(see its run.json); only runner.max_iterations, runner.save_interval, logging and the device may "
+            "change",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,8 +156,9 @@ def run_command(spec: str | Path, overlays: Sequence[str | Path] = (), extra: Se
     return shlex.join([*args, *extra])
 
 
-def resolve_reference(field: str, ref: RunRefPlan, referenced: Plan, *, root: str | Path,
-                      overlays: Sequence[str | Path] = ()) -> Path:
+def resolve_reference(
+    field: str, ref: RunRefPlan, referenced: Plan, *, root: str | Path, overlays: Sequence[str | Path] = ()
+) -> Path:
     """The checkpoint a run reference points at.
 
     :param field: the spec key, e.g. ``runner.policy_from`` (for messages).
@@ -160,17 +171,23 @@ def resolve_reference(field: str, ref: RunRefPlan, referenced: Plan, *, root: st
         if run is None:
             where = experiment_dir(root, experiment)
             raise runtime_error(
-                "RWM503", f"{field} refers to the latest run of {ref.spec}, but {where} has no run "
-                f"'*_{run_name}' with a checkpoint", file=ref.spec,
-                hint=f"train it first with `{command}`, or add --with-deps to run it automatically")
+                "RWM503",
+                f"{field} refers to the latest run of {ref.spec}, but {where} has no run "
+                f"'*_{run_name}' with a checkpoint",
+                file=ref.spec,
+                hint=f"train it first with `{command}`, or add --with-deps to run it automatically",
+            )
     else:
         run = RunDir(experiment_dir(root, experiment) / ref.run)
         if not run.exists:
             available = ", ".join(r.name for r in runs_of(root, experiment, run_name)) or "none"
             raise runtime_error(
-                "RWM503", f"{field} refers to run {ref.run!r} of {ref.spec}, which does not exist under "
-                f"{experiment_dir(root, experiment)} (runs: {available})", file=ref.spec,
-                hint=f"use run = \"latest\", or train it with `{command}`")
+                "RWM503",
+                f"{field} refers to run {ref.run!r} of {ref.spec}, which does not exist under "
+                f"{experiment_dir(root, experiment)} (runs: {available})",
+                file=ref.spec,
+                hint=f'use run = "latest", or train it with `{command}`',
+            )
     return resolve_checkpoint(run.path, ref.checkpoint or LATEST)
 
 
@@ -178,4 +195,3 @@ def dependencies(plan: Plan) -> dict[str, RunRefPlan]:
     """The plan's run references by spec key."""
     refs = {"runner.policy_from": plan.policy_from, "runner.world_model_from": plan.world_model_from}
     return {k: v for k, v in refs.items() if v is not None}
-

@@ -188,9 +188,12 @@ def step_classes(plan: Any) -> list[type[Step]]:
     if unknown:
         known = ", ".join(sorted(STEP_TABLE))
         raise runtime_error(
-            "RWM508", f"the plan of stage '{plan.experiment.stage}' runs step(s) {', '.join(map(repr, unknown))} that "
-            f"this runtime does not provide (available steps: {known})", file=plan.spec_file,
-            hint="update rwmspec, or install the package that registers these steps")
+            "RWM508",
+            f"the plan of stage '{plan.experiment.stage}' runs step(s) {', '.join(map(repr, unknown))} that "
+            f"this runtime does not provide (available steps: {known})",
+            file=plan.spec_file,
+            hint="update rwmspec, or install the package that registers these steps",
+        )
     return [resolve(STEP_TABLE[n]) if isinstance(STEP_TABLE[n], str) else STEP_TABLE[n] for n in plan.steps]
 
 

@@ -77,8 +77,12 @@ class TrainRequest:
             args += ["--overlay", str(overlay)]
         for item in self.sets:
             args += ["--set", item]
-        for flag, value in (("--runs-dir", self.runs_dir), ("--device", self.device),
-                            ("--num-envs", self.num_envs), ("--max-iterations", self.max_iterations)):
+        for flag, value in (
+            ("--runs-dir", self.runs_dir),
+            ("--device", self.device),
+            ("--num-envs", self.num_envs),
+            ("--max-iterations", self.max_iterations),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         if resume is not None:
@@ -100,8 +104,12 @@ def make_env(plan: Plan, registry: Registry, *, device: str, num_envs: int | Non
     """The plan's backend env (rsl-rl-lib VecEnv)."""
     backend = registry.backends.get(plan.sim.backend)
     if backend is None or backend.make_env is None:
-        raise runtime_error("RWM401", f"backend {plan.sim.backend!r} cannot make environments here",
-                            file=plan.spec_file, hint="use backend.name = \"embedded\" to train on this machine")
+        raise runtime_error(
+            "RWM401",
+            f"backend {plan.sim.backend!r} cannot make environments here",
+            file=plan.spec_file,
+            hint='use backend.name = "embedded" to train on this machine',
+        )
     return resolve(backend.make_env)(plan, registry, device=device, num_envs=num_envs)
 
 
@@ -116,8 +124,19 @@ def _resolve_references(request: TrainRequest, plan: Plan, root: Path, log: Call
             if not request.with_deps or ref.run != "latest" or missing.diagnostics[0].code != "RWM503":
                 raise
             log(f"{field}: no run of {ref.spec} yet; training it first (--with-deps)")
-            train(attrs.evolve(request, spec=Path(ref.spec), sets=(), resume=None, run_dir=None, num_envs=None,
-                               max_iterations=None, checkpoint=checkpoints.LATEST), log=log)
+            train(
+                attrs.evolve(
+                    request,
+                    spec=Path(ref.spec),
+                    sets=(),
+                    resume=None,
+                    run_dir=None,
+                    num_envs=None,
+                    max_iterations=None,
+                    checkpoint=checkpoints.LATEST,
+                ),
+                log=log,
+            )
             found[field] = resolve_reference(field, ref, referenced, root=root, overlays=request.overlays)
         log(f"{field}: {found[field]}")
     return found
@@ -126,8 +145,11 @@ def _resolve_references(request: TrainRequest, plan: Plan, root: Path, log: Call
 def _choose_run(request: TrainRequest, plan: Plan, root: Path) -> tuple[RunDir, bool]:
     """(run directory, continuing an existing run?)."""
     if request.resume is not None and request.run_dir is not None:
-        raise runtime_error("RWM505", "--resume and --run-dir both name the run to continue; give only one",
-                            hint="--resume RUN continues RUN; --run-dir DIR continues DIR or starts a run in it")
+        raise runtime_error(
+            "RWM505",
+            "--resume and --run-dir both name the run to continue; give only one",
+            hint="--resume RUN continues RUN; --run-dir DIR continues DIR or starts a run in it",
+        )
     if request.run_dir is not None:
         run = RunDir(request.run_dir)
         return run, run.exists
@@ -137,9 +159,12 @@ def _choose_run(request: TrainRequest, plan: Plan, root: Path) -> tuple[RunDir, 
         runs = runs_of(root, plan.experiment.name, plan.run_name)
         if not runs:
             raise runtime_error(
-                "RWM505", f"--resume: no run of {plan.spec_file} under {root / plan.experiment.name} "
-                f"(runs are named '<timestamp>_{plan.run_name}')", file=plan.spec_file,
-                hint=f"start one with `{request.command()}`, or pass --runs-dir if the runs live elsewhere")
+                "RWM505",
+                f"--resume: no run of {plan.spec_file} under {root / plan.experiment.name} "
+                f"(runs are named '<timestamp>_{plan.run_name}')",
+                file=plan.spec_file,
+                hint=f"start one with `{request.command()}`, or pass --runs-dir if the runs live elsewhere",
+            )
         return runs[0], True
     return locate_run(root, plan.experiment.name, request.resume), True
 
@@ -163,11 +188,17 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
                 run.path.rmdir()  # the directory new_run_dir just reserved, still empty: leave no dead run behind
             raise
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_run_record({
-            "spec": str(Path(request.spec).resolve()), "overlays": [str(Path(o).resolve()) for o in request.overlays],
-            "sets": list(request.all_sets), "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "rwmspec_version": rwmspec.__version__, "python": sys.version.split()[0],
-            "references": {k: str(v) for k, v in references.items()}})
+        run.write_run_record(
+            {
+                "spec": str(Path(request.spec).resolve()),
+                "overlays": [str(Path(o).resolve()) for o in request.overlays],
+                "sets": list(request.all_sets),
+                "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                "rwmspec_version": rwmspec.__version__,
+                "python": sys.version.split()[0],
+                "references": {k: str(v) for k, v in references.items()},
+            }
+        )
     run.write_plan(plan)
     run.write_resolved(resolved_toml)
     run.update_run_record(status="running", resume_command=request.command(resume=run.path))
@@ -189,25 +220,29 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
     seed_everything(plan.experiment.seed)
     env = make_env(plan, registry, device=plan.sim.device)
     try:
-        runner = Runner(plan, env, run, device=plan.sim.device, log=log, console=request.console,
-                        references=references)
+        runner = Runner(plan, env, run, device=plan.sim.device, log=log, console=request.console, references=references)
         if checkpoint_path is not None:
             runner.restore(checkpoints.load_checkpoint(checkpoint_path, map_location=plan.sim.device))
         elif "runner.policy_from" in references:
-            runner.load_policy(checkpoints.load_checkpoint(references["runner.policy_from"],
-                                                           map_location=plan.sim.device))
+            runner.load_policy(
+                checkpoints.load_checkpoint(references["runner.policy_from"], map_location=plan.sim.device)
+            )
         try:
             runner.learn()
         except BaseException as exc:
             run.update_run_record(status="stopped", iterations=runner.iteration)
             if isinstance(exc, KeyboardInterrupt):
-                log(f"\ninterrupted after {runner.iteration} iterations; continue with: "
-                    f"{request.command(resume=run.path)}")
+                log(
+                    f"\ninterrupted after {runner.iteration} iterations; continue with: "
+                    f"{request.command(resume=run.path)}"
+                )
             raise
         done = runner.iteration >= plan.runner.max_iterations
         run.update_run_record(status="finished" if done else "stopped", iterations=runner.iteration)
-        log(f"{'finished' if done else 'stopped'} after {runner.iteration}/{plan.runner.max_iterations} iterations; "
-            f"checkpoint: {runner.last_checkpoint or checkpoint_path}")
+        log(
+            f"{'finished' if done else 'stopped'} after {runner.iteration}/{plan.runner.max_iterations} iterations; "
+            f"checkpoint: {runner.last_checkpoint or checkpoint_path}"
+        )
     finally:
         close = getattr(env, "close", None)
         if callable(close):

@@ -31,8 +31,9 @@ OUTPUT_DIR = "visualize"
 VIDEO_FILE = "visualize.mp4"
 
 
-def twin_pose(position: np.ndarray, yaw: float, lin_vel_b: np.ndarray, yaw_rate: float, gravity_b: np.ndarray,
-              dt: float) -> tuple[np.ndarray, float, np.ndarray]:
+def twin_pose(
+    position: np.ndarray, yaw: float, lin_vel_b: np.ndarray, yaw_rate: float, gravity_b: np.ndarray, dt: float
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Advance an imagined base pose by one control step: ``(position [3], yaw, quaternion wxyz [4])``.
 
     Roll and pitch come from the predicted gravity direction ``g_b = R^T (0, 0, -1)`` of ``R = Rz Ry Rx``, so
@@ -62,11 +63,16 @@ class Visualize(Step):
         plan = runner.plan
         source = runner.references.get("runner.world_model_from")
         if source is None:
-            raise runtime_error("RWM503", "the visualize stage needs a world model: set runner.world_model_from",
-                                file=plan.spec_file, hint="e.g. world_model_from = { spec = \"anymal_d_finetune.toml\" }")
+            raise runtime_error(
+                "RWM503",
+                "the visualize stage needs a world model: set runner.world_model_from",
+                file=plan.spec_file,
+                hint='e.g. world_model_from = { spec = "anymal_d_finetune.toml" }',
+            )
         self.system = WorldModelSystem(plan, runner.env.num_envs, runner.device)
-        self.system.load_state_dict(checkpoints.load_checkpoint(source, map_location=runner.device), optimizer=False,
-                                    path=source)
+        self.system.load_state_dict(
+            checkpoints.load_checkpoint(source, map_location=runner.device), optimizer=False, path=source
+        )
         self.blocks = state_block_slices(plan.observations["system_state"])
 
     @classmethod
@@ -115,7 +121,11 @@ class Visualize(Step):
         camera, each side-by-side frame goes to ``append_frame`` as it is rendered."""
         runner, system = self.runner, self.system
         model, normalizer = system.model.eval(), system.normalizer
-        M, steps, dt = runner.plan.world_model.history_horizon, runner.plan.visualize.num_steps, runner.plan.sim.control_dt
+        M, steps, dt = (
+            runner.plan.world_model.history_horizon,
+            runner.plan.visualize.num_steps,
+            runner.plan.sim.control_dt,
+        )
         actor = runner.alg.actor
         obs = runner.obs
         groups = system.groups
@@ -150,8 +160,13 @@ class Visualize(Step):
                 twin_next = twin_next.clone()
                 twin_next[ids] = state[ids]
             if camera is not None and k >= M - 1 and k < M + steps - 1:
-                pose = camera.twin_pose(pose, normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy(),
-                                        self.blocks, dt, reset=bool(dones[0]))
+                pose = camera.twin_pose(
+                    pose,
+                    normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy(),
+                    self.blocks,
+                    dt,
+                    reset=bool(dones[0]),
+                )
                 append_frame(camera.side_by_side(pose))
         runner.obs = obs
         return torch.stack(real_states, 1), torch.stack(twin_states, 1)

@@ -59,13 +59,23 @@ def _written_leaf(loaded: LoadedSpec, path: KeyPath) -> bool:
 
 def _fragment_filter(loaded: LoadedSpec, diags: list[Diagnostic]) -> list[Diagnostic]:
     """A fragment is responsible only for the values it writes (and for keys that do not exist)."""
-    return [d for d in diags
-            if not d.path or d.code == "RWM101"
-            or (d.code not in _FRAGMENT_IGNORED and _written_leaf(loaded, tuple(d.path)))]
+    return [
+        d
+        for d in diags
+        if not d.path
+        or d.code == "RWM101"
+        or (d.code not in _FRAGMENT_IGNORED and _written_leaf(loaded, tuple(d.path)))
+    ]
 
 
-def load_and_compile(path: str | os.PathLike, overlays: Sequence[str | os.PathLike] = (), sets: Sequence[str] = (),
-                     registry: Any = None, *, fragment: bool | None = None) -> Result:
+def load_and_compile(
+    path: str | os.PathLike,
+    overlays: Sequence[str | os.PathLike] = (),
+    sets: Sequence[str] = (),
+    registry: Any = None,
+    *,
+    fragment: bool | None = None,
+) -> Result:
     """Load a spec and compile its Plan, collecting every diagnostic.
 
     :param fragment: check the file as a fragment (see ``load_spec``); default: files under ``base/`` or

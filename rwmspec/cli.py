@@ -45,8 +45,9 @@ def _color() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-def _print_diagnostics(diags: Sequence[Any], fmt: str, sources: dict[str, str] | None = None,
-                       stream: Any = None) -> None:
+def _print_diagnostics(
+    diags: Sequence[Any], fmt: str, sources: dict[str, str] | None = None, stream: Any = None
+) -> None:
     from rwmspec.diagnostics import render
 
     stream = stream or sys.stdout
@@ -62,16 +63,30 @@ def _exit_code(diags: Sequence[Any]) -> int:
 
 
 def _add_spec_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overlay", action="append", default=[], metavar="FILE",
-                   help="overlay file applied after the spec (repeatable; later overlays win)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                   help="override one value, e.g. --set backend.num_envs=64 (repeatable; TOML values, else strings)")
+    p.add_argument(
+        "--overlay",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="overlay file applied after the spec (repeatable; later overlays win)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override one value, e.g. --set backend.num_envs=64 (repeatable; TOML values, else strings)",
+    )
 
 
 def _add_format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output-format", choices=("full", "concise", "json", "github"), default=None,
-                   help="diagnostic format (default: full on a terminal, concise otherwise, github when "
-                        "GITHUB_ACTIONS=true)")
+    p.add_argument(
+        "--output-format",
+        choices=("full", "concise", "json", "github"),
+        default=None,
+        help="diagnostic format (default: full on a terminal, concise otherwise, github when GITHUB_ACTIONS=true)",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -114,12 +129,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     try:
         artifacts = compile_backend(result.plan, registry, args.backend)
     except SpecError as exc:
-        _print_diagnostics([result.loaded.locate(d) for d in exc.diagnostics], fmt, result.loaded.sources,
-                           stream=sys.stderr)
+        _print_diagnostics(
+            [result.loaded.locate(d) for d in exc.diagnostics], fmt, result.loaded.sources, stream=sys.stderr
+        )
         return _exit_code(exc.diagnostics) or EXIT_SPEC
     out = Path(args.out)
-    files = {"resolved.toml": resolved_toml(result.spec),
-             "plan.json": json.dumps(plan_to_dict(result.plan), indent=2) + "\n"}
+    files = {
+        "resolved.toml": resolved_toml(result.spec),
+        "plan.json": json.dumps(plan_to_dict(result.plan), indent=2) + "\n",
+    }
     for name, text in artifacts.dumps.items():
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts or rel.as_posix() in files:
@@ -175,8 +193,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     import difflib
 
     state = "is missing" if current is None else "is out of date"
-    diff = difflib.unified_diff((current or "").splitlines(True), text.splitlines(True), str(path), "generated",
-                                n=1)
+    diff = difflib.unified_diff((current or "").splitlines(True), text.splitlines(True), str(path), "generated", n=1)
     sys.stdout.writelines(list(diff)[:80])
     print(f"\n{path} {state}; regenerate it with: rwmspec schema --write")
     return EXIT_SPEC
@@ -199,8 +216,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         close = difflib.get_close_matches(code, list(CODES), n=1)
         more = f"; did you mean {close[0]}?" if close else ""
-        print(f"rwmspec explain: unknown code '{args.code}'{more} (codes: {min(CODES)}..{max(CODES)}, see "
-              f"`rwmspec explain --all`)", file=sys.stderr)
+        print(
+            f"rwmspec explain: unknown code '{args.code}'{more} (codes: {min(CODES)}..{max(CODES)}, see "
+            f"`rwmspec explain --all`)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     sys.stdout.write(explain(code))
     return EXIT_OK
@@ -208,8 +228,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines) + "\n"
 
 
@@ -220,15 +239,31 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     diags = problem_diagnostics(registry)
     if args.json:
-        data = {"plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution,
-                             "version": p.version, "hooks": list(p.hooks), "error": p.error}
-                            for p in registry.plugins],
-                "problems": [{"code": p.code, "message": p.message, "hint": p.hint} for p in registry.problems]}
+        data = {
+            "plugins": [
+                {
+                    "name": p.name,
+                    "module": p.module,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "hooks": list(p.hooks),
+                    "error": p.error,
+                }
+                for p in registry.plugins
+            ],
+            "problems": [{"code": p.code, "message": p.message, "hint": p.hint} for p in registry.problems],
+        }
         print(json.dumps(data, indent=2))
     else:
-        rows = [[p.name, f"{p.distribution} {p.version}", p.module,
-                 "FAILED" if p.error else ", ".join(h.removeprefix("rwmspec_") for h in p.hooks) or "-"]
-                for p in registry.plugins]
+        rows = [
+            [
+                p.name,
+                f"{p.distribution} {p.version}",
+                p.module,
+                "FAILED" if p.error else ", ".join(h.removeprefix("rwmspec_") for h in p.hooks) or "-",
+            ]
+            for p in registry.plugins
+        ]
         sys.stdout.write(_table(rows, ["plugin", "distribution", "module", "hooks"]))
         if diags:
             sys.stdout.write("\n" + render(diags, "concise"))
@@ -265,26 +300,54 @@ def cmd_list(args: argparse.Namespace) -> int:
     provider = registry.providers
     rows: list[dict[str, Any]]
     if args.what == "robots":
-        rows = [{"name": r.name, "provider": provider.get(("robots", n), "?"), "joints": len(r.joint_names),
-                 "state_blocks": [f"{b.name}({b.dim})" for b in r.state_blocks],
-                 "contact_groups": [g.name for g in r.contact_groups], "description": r.description}
-                for n, r in sorted(registry.robots.items())]
+        rows = [
+            {
+                "name": r.name,
+                "provider": provider.get(("robots", n), "?"),
+                "joints": len(r.joint_names),
+                "state_blocks": [f"{b.name}({b.dim})" for b in r.state_blocks],
+                "contact_groups": [g.name for g in r.contact_groups],
+                "description": r.description,
+            }
+            for n, r in sorted(registry.robots.items())
+        ]
         cols = ["name", "joints", "state_blocks", "contact_groups", "provider"]
     elif args.what == "terms":
-        rows = [{"category": cat, "name": name, "params": _params_text(k.params_type),
-                 "provider": provider.get(("term_kinds", (cat, name)), "?"), "description": k.description}
-                for (cat, name), k in sorted(registry.term_kinds.items())]
+        rows = [
+            {
+                "category": cat,
+                "name": name,
+                "params": _params_text(k.params_type),
+                "provider": provider.get(("term_kinds", (cat, name)), "?"),
+                "description": k.description,
+            }
+            for (cat, name), k in sorted(registry.term_kinds.items())
+        ]
         cols = ["category", "name", "params", "provider"]
     elif args.what == "backends":
         rows = []
         for n, b in sorted(registry.backends.items()):
             missing = _missing_modules(b.requires)
-            rows.append({"name": n, "available": not missing, "missing": missing,
-                         "provider": provider.get(("backends", n), "?"), "description": b.description})
+            rows.append(
+                {
+                    "name": n,
+                    "available": not missing,
+                    "missing": missing,
+                    "provider": provider.get(("backends", n), "?"),
+                    "description": b.description,
+                }
+            )
         cols = ["name", "available", "missing", "provider"]
     else:
-        rows = [{"name": n, "recurrent": a.recurrent, "provider": provider.get(("architectures", n), "?"),
-                 "description": a.description} for n, a in sorted(registry.architectures.items())]
+        rows = [
+            {
+                "name": n,
+                "recurrent": a.recurrent,
+                "provider": provider.get(("architectures", n), "?"),
+                "description": a.description,
+            }
+            for n, a in sorted(registry.architectures.items())
+        ]
         cols = ["name", "recurrent", "provider", "description"]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -308,15 +371,21 @@ def forward_runtime(argv: list[str]) -> int:
     command = argv[0]
     missing = [m for m in ("torch", "rwmspec_runtime") if importlib.util.find_spec(m) is None]
     if missing:
-        print(f"rwmspec {command}: needs the runtime dependencies ({', '.join(missing)} not installed).\n"
-              f"Install them with:  pip install torch==2.13.0 && pip install -e .[runtime]", file=sys.stderr)
+        print(
+            f"rwmspec {command}: needs the runtime dependencies ({', '.join(missing)} not installed).\n"
+            f"Install them with:  pip install torch==2.13.0 && pip install -e .[runtime]",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     try:
         from rwmspec_runtime.cli import main as runtime_main
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "mujoco", "rsl_rl", "tensordict", "rwmspec_runtime"):
-            print(f"rwmspec {command}: the runtime cannot be imported ({exc}).\n"
-                  f"Install the runtime dependencies with:  pip install -e .[runtime]", file=sys.stderr)
+            print(
+                f"rwmspec {command}: the runtime cannot be imported ({exc}).\n"
+                f"Install the runtime dependencies with:  pip install -e .[runtime]",
+                file=sys.stderr,
+            )
             return EXIT_INTERNAL
         raise
     return int(runtime_main(argv) or 0)
@@ -341,9 +410,11 @@ environment: RWMSPEC_FULL_ERROR=1 (tracebacks), RWMSPEC_DISABLE_PLUGINS=a,b (ski
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rwmspec", description="Declarative model-based RL for legged robots: check, compile and run TOML "
-                                    "experiment specs.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="rwmspec",
+        description="Declarative model-based RL for legged robots: check, compile and run TOML experiment specs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -375,8 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="regenerate the committed schema")
     g.add_argument("--markdown", action="store_true", help="print the key reference of docs/spec.md instead")
     p.add_argument("--path", default=DEFAULT_SCHEMA_PATH, help=f"committed schema (default: {DEFAULT_SCHEMA_PATH})")
-    p.add_argument("--builtin-only", action="store_true",
-                   help="only the built-in plugins' kinds (what --check and --write use)")
+    p.add_argument(
+        "--builtin-only", action="store_true", help="only the built-in plugins' kinds (what --check and --write use)"
+    )
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("explain", help="explain a diagnostic code (What / Why / Example / Fix)")
@@ -406,9 +478,11 @@ def _internal_error(exc: BaseException) -> int:
         while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
             root = root.__cause__ or root.__context__
         where = f" (caused by {type(root).__name__}: {root})" if root is not exc else ""
-        print(f"rwmspec: internal error: {type(exc).__name__}: {exc}{where}\n"
-              f"This is a bug in rwmspec or a plugin; set RWMSPEC_FULL_ERROR=1 to see the traceback.",
-              file=sys.stderr)
+        print(
+            f"rwmspec: internal error: {type(exc).__name__}: {exc}{where}\n"
+            f"This is a bug in rwmspec or a plugin; set RWMSPEC_FULL_ERROR=1 to see the traceback.",
+            file=sys.stderr,
+        )
     return EXIT_INTERNAL
 
 

@@ -34,7 +34,7 @@ CODES: dict[str, Code] = {
         "TOML syntax error",
         "The file is not valid TOML; the position is where the parser stopped.",
         "Nothing else in the file can be checked until it parses.",
-        '[backend]\nnum_envs = 4096,   # trailing comma is not TOML',
+        "[backend]\nnum_envs = 4096,   # trailing comma is not TOML",
         "Fix the syntax at the reported line and column (quotes, brackets, commas, duplicate keys).",
     ),
     "RWM002": Code(
@@ -56,7 +56,7 @@ CODES: dict[str, Code] = {
         "A `--set` argument is not `dotted.key=value` with a valid TOML key.",
         "The key names the spec value to override; without `=` or with an invalid key nothing can be applied.",
         "rwmspec validate spec.toml --set backend.num_envs",
-        "Write `--set backend.num_envs=64`. Values are TOML (`[1, 2]`, `true`, `\"text\"`); anything that is not "
+        'Write `--set backend.num_envs=64`. Values are TOML (`[1, 2]`, `true`, `"text"`); anything that is not '
         "valid TOML is taken as a string.",
     ),
     "RWM005": Code(
@@ -78,13 +78,13 @@ CODES: dict[str, Code] = {
         "Missing required key",
         "A key without a default is absent.",
         "Some values (experiment name and stage, robot, reward weights) have no sensible default.",
-        "[experiment]\nname = \"anymal_d_flat\"   # stage is missing",
+        '[experiment]\nname = "anymal_d_flat"   # stage is missing',
         "Add the key; the help line shows its documentation.",
     ),
     "RWM103": Code(
         "Wrong type",
         "A value has the wrong TOML type (a string where a number is expected, a table where an array is, ...).",
-        "rwmspec never converts types silently: \"0.5\" is a string, not a number.",
+        'rwmspec never converts types silently: "0.5" is a string, not a number.',
         '[rewards.track_lin_vel_xy_exp]\nweight = "1.0"',
         "Write the value with the expected type, e.g. remove the quotes around numbers.",
     ),
@@ -112,11 +112,10 @@ CODES: dict[str, Code] = {
     ),
     "RWM203": Code(
         "Unknown term kind",
-        "A term table's `kind` (or its table key, when `kind` is not given) is not a registered kind of that "
-        "category.",
+        "A term table's `kind` (or its table key, when `kind` is not given) is not a registered kind of that category.",
         "The kind selects the term's function and its parameters.",
         "[rewards.feet_airtime]\nweight = 0.125",
-        "Use a kind from `rwmspec list terms`; set `kind = \"...\"` when the table key is a custom name.",
+        'Use a kind from `rwmspec list terms`; set `kind = "..."` when the table key is a custom name.',
     ),
     "RWM204": Code(
         "Invalid term params",
@@ -168,7 +167,7 @@ CODES: dict[str, Code] = {
         "Sizes or horizons that must agree do not (recurrent layers of different widths, a replay buffer shorter "
         "than one training window, an evaluation shorter than the history).",
         "Such combinations fail with shape errors or empty batches during training.",
-        "[world_model]\narchitecture = \"gru\"\nbase_hidden = [256, 128]",
+        '[world_model]\narchitecture = "gru"\nbase_hidden = [256, 128]',
         "Make the sizes agree as the message says.",
     ),
     "RWM211": Code(
@@ -176,7 +175,7 @@ CODES: dict[str, Code] = {
         "The stage needs tables or references the spec does not have (e.g. `finetune` without `[world_model]` or "
         "`[imagination]`), or a table is ignored in this stage (warning).",
         "Each stage runs a fixed list of steps; each step reads its own tables.",
-        "[experiment]\nstage = \"finetune\"\n# no [imagination] table",
+        '[experiment]\nstage = "finetune"\n# no [imagination] table',
         "Add the tables the message names, or pick the stage that matches the spec.",
     ),
     "RWM212": Code(
@@ -184,7 +183,7 @@ CODES: dict[str, Code] = {
         "A contact term names a contact group the robot does not have, or two terms give the same group different "
         "force thresholds.",
         "Contacts are reported per robot contact group with one threshold per group.",
-        "[rewards.undesired_contacts]\nweight = -1.0\nbodies = \"knees\"",
+        '[rewards.undesired_contacts]\nweight = -1.0\nbodies = "knees"',
         "Use a group the robot lists (`rwmspec list robots`) and one threshold per group.",
     ),
     "RWM213": Code(
@@ -325,8 +324,10 @@ def explain(code: str) -> str:
     """Plain-text explanation of one code (What / Why / Example / Fix)."""
     c = CODES[code]
     example = "\n".join(f"    {line}" for line in c.example.splitlines())
-    return (f"{code}: {c.title}  ({group_of(code)})\n\n"
-            f"What\n    {c.what}\n\nWhy\n    {c.why}\n\nExample\n{example}\n\nFix\n    {c.fix}\n")
+    return (
+        f"{code}: {c.title}  ({group_of(code)})\n\n"
+        f"What\n    {c.what}\n\nWhy\n    {c.why}\n\nExample\n{example}\n\nFix\n    {c.fix}\n"
+    )
 
 
 def render_markdown() -> str:
@@ -350,6 +351,22 @@ def render_markdown() -> str:
         out.append("")
     out += ["## Reference", ""]
     for code, c in CODES.items():
-        out += [f"### {code}", "", f"**{c.title}**", "", f"*What.* {c.what}", "", f"*Why.* {c.why}", "",
-                "*Example.*", "", "```", c.example, "```", "", f"*Fix.* {c.fix}", ""]
+        out += [
+            f"### {code}",
+            "",
+            f"**{c.title}**",
+            "",
+            f"*What.* {c.what}",
+            "",
+            f"*Why.* {c.why}",
+            "",
+            "*Example.*",
+            "",
+            "```",
+            c.example,
+            "```",
+            "",
+            f"*Fix.* {c.fix}",
+            "",
+        ]
     return "\n".join(out)

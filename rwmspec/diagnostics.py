@@ -88,8 +88,14 @@ def has_errors(diags: Iterable[Diagnostic]) -> bool:
 
 
 def sort_key(d: Diagnostic) -> tuple:
-    return (d.file or "", d.line if d.line is not None else 0, d.col if d.col is not None else 0, d.code,
-            d.dotted_path, d.message)
+    return (
+        d.file or "",
+        d.line if d.line is not None else 0,
+        d.col if d.col is not None else 0,
+        d.code,
+        d.dotted_path,
+        d.message,
+    )
 
 
 def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -108,8 +114,9 @@ def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
 # ----------------------------------------------------------------------------------------------------------------------
 # renderers
 # ----------------------------------------------------------------------------------------------------------------------
-def render(diags: Iterable[Diagnostic], fmt: str = "concise", sources: Mapping[str, str] | None = None,
-           *, color: bool = False) -> str:
+def render(
+    diags: Iterable[Diagnostic], fmt: str = "concise", sources: Mapping[str, str] | None = None, *, color: bool = False
+) -> str:
     """Render diagnostics in ``fmt`` (one of ``FORMATS``). ``sources`` maps file names to their text (full format)."""
     diags = list(diags)
     if fmt == "concise":
@@ -201,8 +208,7 @@ def _span_width(line: str, col0: int) -> int:
     return max(1, end - col0)
 
 
-_STYLES = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "bold": "\x1b[1m", "blue": "\x1b[1;34m",
-           "reset": "\x1b[0m"}
+_STYLES = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "bold": "\x1b[1m", "blue": "\x1b[1;34m", "reset": "\x1b[0m"}
 
 
 def render_full(d: Diagnostic, sources: Mapping[str, str], *, color: bool = False) -> str:

@@ -105,11 +105,13 @@ def make_plugin_manager(
             root = _root_cause(exc)
             msg = f"{type(root).__name__}: {root}"
             infos.append(PluginInfo(ep.name, ep.value, dist, version, error=msg))
-            problems.append(PluginProblem(
-                "RWM301",
-                f"plugin entry point '{ep.name} = {ep.value}' ({dist} {version}) failed to import: {msg}",
-                "keep heavy imports (torch, mujoco, isaaclab) inside functions, not at module top level",
-            ))
+            problems.append(
+                PluginProblem(
+                    "RWM301",
+                    f"plugin entry point '{ep.name} = {ep.value}' ({dist} {version}) failed to import: {msg}",
+                    "keep heavy imports (torch, mujoco, isaaclab) inside functions, not at module top level",
+                )
+            )
             continue
         _register(pm, module, ep.name, dist, version, infos, problems)
     for name, module in extra_plugins:
@@ -129,10 +131,14 @@ def _register(pm, module, name, dist, version, infos, problems) -> None:
     for unknown in sorted(h.name for h in callers if h.spec is None):
         # pluggy keeps implementations of hooks it has no spec for and never calls them: a typo would go unnoticed
         close = difflib.get_close_matches(unknown, _HOOK_NAMES, n=1)
-        problems.append(PluginProblem(
-            "RWM302", f"plugin '{name}' ({dist} {version}) implements unknown hook {unknown}()"
-                      + (f"; did you mean {close[0]}()?" if close else ""),
-            f"hooks are listed in docs/plugins.md: {', '.join(_HOOK_NAMES)}"))
+        problems.append(
+            PluginProblem(
+                "RWM302",
+                f"plugin '{name}' ({dist} {version}) implements unknown hook {unknown}()"
+                + (f"; did you mean {close[0]}()?" if close else ""),
+                f"hooks are listed in docs/plugins.md: {', '.join(_HOOK_NAMES)}",
+            )
+        )
     infos.append(PluginInfo(name, getattr(module, "__name__", str(module)), dist, version, hooks=tuple(known)))
 
 
@@ -147,9 +153,7 @@ _HOOKS = (
 )
 
 
-def build_registry(
-    extra_plugins: Iterable[tuple[str, Any]] = (), *, load_entry_points: bool = True
-) -> Registry:
+def build_registry(extra_plugins: Iterable[tuple[str, Any]] = (), *, load_entry_points: bool = True) -> Registry:
     """Load plugins and collect their records. Problems are recorded, never raised."""
     pm, infos, problems = make_plugin_manager(extra_plugins, load_entry_points=load_entry_points)
     registry = Registry(plugins=infos, problems=problems)
@@ -162,25 +166,32 @@ def build_registry(
                 records = list(impl.function() or ())
             except Exception as exc:
                 root = _root_cause(exc)
-                problems.append(PluginProblem(
-                    "RWM303", f"plugin {provider} raised in {hook_name}(): {type(root).__name__}: {root}"))
+                problems.append(
+                    PluginProblem("RWM303", f"plugin {provider} raised in {hook_name}(): {type(root).__name__}: {root}")
+                )
                 continue
             for record in records:
                 if not isinstance(record, record_type):
-                    problems.append(PluginProblem(
-                        "RWM304",
-                        f"plugin {provider} returned {type(record).__name__} from {hook_name}(), "
-                        f"expected {record_type.__name__}",
-                        "please report this to the plugin's author"))
+                    problems.append(
+                        PluginProblem(
+                            "RWM304",
+                            f"plugin {provider} returned {type(record).__name__} from {hook_name}(), "
+                            f"expected {record_type.__name__}",
+                            "please report this to the plugin's author",
+                        )
+                    )
                     continue
                 key = key_of(record)
                 shown = key if isinstance(key, str) else f"{key[0]} '{key[1]}'"
                 if key in table:
-                    problems.append(PluginProblem(
-                        "RWM305",
-                        f"{label} {shown!r} is provided by two plugins: {registry.providers[(attr, key)]} "
-                        f"and {provider}",
-                        "disable one with RWMSPEC_DISABLE_PLUGINS=<entry point name>"))
+                    problems.append(
+                        PluginProblem(
+                            "RWM305",
+                            f"{label} {shown!r} is provided by two plugins: {registry.providers[(attr, key)]} "
+                            f"and {provider}",
+                            "disable one with RWMSPEC_DISABLE_PLUGINS=<entry point name>",
+                        )
+                    )
                     continue
                 table[key] = record
                 registry.providers[(attr, key)] = provider

@@ -213,9 +213,14 @@ class Plan:
             # training settings may change between stages without invalidating the weights
             wm.pop("train", None)
             wm.pop("loss_weights", None)
-        payload = {"robot": self.robot.name, "robot_options": self.robot.options, "joints": self.robot.joint_names,
-                   "groups": groups, "world_model": wm,
-                   "control_dt": self.sim.control_dt}
+        payload = {
+            "robot": self.robot.name,
+            "robot_options": self.robot.options,
+            "joints": self.robot.joint_names,
+            "groups": groups,
+            "world_model": wm,
+            "control_dt": self.sim.control_dt,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

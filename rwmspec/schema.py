@@ -59,8 +59,13 @@ class _Builder:
                 return self.type_schema(members[0])
             return {"anyOf": [self.type_schema(m) for m in members]}
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return {"type": "array", "items": [self.type_schema(a) for a in args], "minItems": len(args),
-                    "maxItems": len(args), "additionalItems": False}
+            return {
+                "type": "array",
+                "items": [self.type_schema(a) for a in args],
+                "minItems": len(args),
+                "maxItems": len(args),
+                "additionalItems": False,
+            }
         if origin in (list, tuple) or t in (list, tuple):
             return {"type": "array", "items": self.type_schema(args[0])} if args else {"type": "array"}
         if origin is dict or t is dict:
@@ -81,8 +86,9 @@ class _Builder:
             out["default"] = default
         return out
 
-    def object_schema(self, fields: list[attrs.Attribute], description: str | None, *,
-                      additional: bool | dict = False) -> dict[str, Any]:
+    def object_schema(
+        self, fields: list[attrs.Attribute], description: str | None, *, additional: bool | dict = False
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "object"}
         if description:
             out["description"] = description
@@ -98,8 +104,7 @@ class _Builder:
         if name not in self.definitions:
             self.definitions[name] = {}  # placeholder against recursion
             attrs.resolve_types(cl)
-            self.definitions[name] = self.object_schema(list(attrs.fields(cl)),
-                                                        description or _class_doc(cl))
+            self.definitions[name] = self.object_schema(list(attrs.fields(cl)), description or _class_doc(cl))
         return name
 
     # ------------------------------------------------------------------------------------------------ terms
@@ -126,15 +131,19 @@ class _Builder:
             def_name = f"{category}.{kind_name}"
             self.definitions[def_name] = definition
             properties[kind_name] = {"$ref": f"#/definitions/{def_name}"}
-        return {"type": "object", "properties": properties,
-                "additionalProperties": {"$ref": f"#/definitions/{generic_name}"}}
+        return {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": {"$ref": f"#/definitions/{generic_name}"},
+        }
 
     def options(self, records: dict[str, Any], label: str) -> dict[str, Any]:
         branches = []
         for name, record in sorted(records.items()):
             if record.options_type is not None and attrs.has(record.options_type):
-                def_name = self.attrs_class(record.options_type, f"{label}.{name}.options",
-                                            f"Options of {label} `{name}`.")
+                def_name = self.attrs_class(
+                    record.options_type, f"{label}.{name}.options", f"Options of {label} `{name}`."
+                )
                 branches.append({"$ref": f"#/definitions/{def_name}"})
         if not branches:
             return {"type": "object"}
@@ -192,15 +201,19 @@ def build_schema(registry: Any, *, builtin_only: bool = False) -> dict[str, Any]
     props = schema["properties"]
     for table, (category, term_cls) in TERM_TABLES.items():
         kinds = {name: k for (cat, name), k in term_kinds.items() if cat == category}
-        props[table] = {**b.term_definitions(category, term_cls, kinds),
-                        "description": props[table].get("description", "")}
+        props[table] = {
+            **b.term_definitions(category, term_cls, kinds),
+            "description": props[table].get("description", ""),
+        }
     obs_kinds = {name: k for (cat, name), k in term_kinds.items() if cat == "observation"}
     terms = b.term_definitions("observation", ObservationTermSpec, obs_kinds)
     group = b.definitions[b.attrs_class(ObservationGroupSpec)]
     group["properties"]["terms"] = {**terms, "description": group["properties"]["terms"].get("description", "")}
-    for table, field, attr, label in (("robot", "options", "robots", "robot"),
-                                      ("backend", "options", "backends", "backend"),
-                                      ("world_model", "options", "architectures", "architecture")):
+    for table, field, attr, label in (
+        ("robot", "options", "robots", "robot"),
+        ("backend", "options", "backends", "backend"),
+        ("world_model", "options", "architectures", "architecture"),
+    ):
         definition = b.definitions[_definition_name(_spec_class(table))]
         doc = definition["properties"][field].get("description", "")
         definition["properties"][field] = {**b.options(records(attr), label), "description": doc}
@@ -210,9 +223,13 @@ def build_schema(registry: Any, *, builtin_only: bool = False) -> dict[str, Any]
         names = sorted(records(attr))
         if names:  # listed, not enforced (see term kinds above)
             definition["properties"][key]["description"] += f" Installed: {', '.join(f'`{n}`' for n in names)}."
-    return {"$schema": DRAFT, "title": "rwmspec experiment spec",
-            "description": "An rwmspec experiment spec (TOML). Generated by `rwmspec schema`; see docs/spec.md.",
-            **schema, "definitions": dict(sorted(b.definitions.items()))}
+    return {
+        "$schema": DRAFT,
+        "title": "rwmspec experiment spec",
+        "description": "An rwmspec experiment spec (TOML). Generated by `rwmspec schema`; see docs/spec.md.",
+        **schema,
+        "definitions": dict(sorted(b.definitions.items())),
+    }
 
 
 def _spec_class(table: str) -> type:
@@ -284,8 +301,11 @@ def reference_markdown() -> str:
         nested: list[tuple[str, type]] = []
         for f in attrs.fields(cl):
             t = f.type
-            members = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) in (
-                typing.Union, types.UnionType) else [t]
+            members = (
+                [a for a in typing.get_args(t) if a is not type(None)]
+                if typing.get_origin(t) in (typing.Union, types.UnionType)
+                else [t]
+            )
             inner = members[0] if len(members) == 1 else None
             if inner is not None and attrs.has(inner):
                 nested.append((f"{header}.{f.name}" if header != "(top level)" else f.name, inner))

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     rows = -(-len(files) // cols)
     fig = Figure(figsize=(6 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
-    for ax in axes[len(files):]:
+    for ax in axes[len(files) :]:
         ax.set_visible(False)
     for ax, path in zip(axes, files, strict=False):
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

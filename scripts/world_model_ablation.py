@@ -50,49 +50,97 @@ DEFAULT_SPEC = ROOT / "specs" / "anymal_d_pretrain.toml"
 VARIANTS = {"gru_ar": ("gru", None), "gru_tf": ("gru", 1), "mlp_ar": ("mlp", None)}
 #: sizes by mode; every entry can be overridden by the flag of the same name
 SIZES = {
-    "full": dict(train_envs=1024, train_steps=500, heldout_envs=256, trajectories=100, updates=1200,
-                 batch_size=4096, log_every=100, horizons=(50, 100, 200), seeds=(0, 1, 2)),
-    "quick": dict(train_envs=4, train_steps=24, heldout_envs=3, trajectories=3, updates=4, batch_size=8,
-                  log_every=2, horizons=(1, 4, 8), seeds=(0, 1, 2)),
+    "full": dict(
+        train_envs=1024,
+        train_steps=500,
+        heldout_envs=256,
+        trajectories=100,
+        updates=1200,
+        batch_size=4096,
+        log_every=100,
+        horizons=(50, 100, 200),
+        seeds=(0, 1, 2),
+    ),
+    "quick": dict(
+        train_envs=4,
+        train_steps=24,
+        heldout_envs=3,
+        trajectories=3,
+        updates=4,
+        batch_size=8,
+        log_every=2,
+        horizons=(1, 4, 8),
+        seeds=(0, 1, 2),
+    ),
 }
 #: seed offset of the held-out envs (other commands, pushes and resets than the training data)
 HELD_OUT_SEED_OFFSET = 1000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="spec with the world model (default: pretrain)")
     p.add_argument("--overlay", action="append", type=Path, default=[], metavar="FILE", help="overlay (repeatable)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one spec value (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one spec value (repeatable)",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--policy-run", type=Path, metavar="RUN", help="run directory whose policy collects the data")
     source.add_argument("--random-policy", action="store_true", help="Gaussian random actions (smoke tests)")
     p.add_argument("--checkpoint", default="latest", help="checkpoint of --policy-run (default: latest)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="act with the policy's mean (default: sample from its Gaussian, as pretraining does)")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="act with the policy's mean (default: sample from its Gaussian, as pretraining does)",
+    )
     p.add_argument("--random-action-std", type=float, default=0.3, help="std of --random-policy actions")
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests); flags below still override them")
-    for name, kind, what in (("train-envs", int, "envs collecting the training data"),
-                             ("train-steps", int, "steps per training env (= replay buffer size)"),
-                             ("heldout-envs", int, "envs collecting the held-out data"),
-                             ("trajectories", int, "held-out trajectories scored"),
-                             ("updates", int, "training updates (mini-batches) per variant and seed"),
-                             ("batch-size", int, "windows per mini-batch"),
-                             ("log-every", int, "updates between loss reports")):
-        p.add_argument(f"--{name}", type=kind, default=None, help=f"{what} (full/quick default: "
-                       f"{SIZES['full'][name.replace('-', '_')]}/{SIZES['quick'][name.replace('-', '_')]})")
-    p.add_argument("--length", type=int, default=None,
-                   help="held-out trajectory length in steps, context included (default: eval_trajectory_length)")
+    for name, kind, what in (
+        ("train-envs", int, "envs collecting the training data"),
+        ("train-steps", int, "steps per training env (= replay buffer size)"),
+        ("heldout-envs", int, "envs collecting the held-out data"),
+        ("trajectories", int, "held-out trajectories scored"),
+        ("updates", int, "training updates (mini-batches) per variant and seed"),
+        ("batch-size", int, "windows per mini-batch"),
+        ("log-every", int, "updates between loss reports"),
+    ):
+        p.add_argument(
+            f"--{name}",
+            type=kind,
+            default=None,
+            help=f"{what} (full/quick default: "
+            f"{SIZES['full'][name.replace('-', '_')]}/{SIZES['quick'][name.replace('-', '_')]})",
+        )
+    p.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="held-out trajectory length in steps, context included (default: eval_trajectory_length)",
+    )
     p.add_argument("--horizons", type=int, nargs="+", default=None, help="steps ahead reported (default 50 100 200)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data collection")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--forecast-horizon", type=int, default=None, help="N of the autoregressive variants "
-                   "(default: the spec's world_model.forecast_horizon)")
-    p.add_argument("--noise-sigmas", type=float, nargs="*", default=[],
-                   help="also score the noised error at these sigmas (rwm_method §3.7)")
+    p.add_argument(
+        "--forecast-horizon",
+        type=int,
+        default=None,
+        help="N of the autoregressive variants (default: the spec's world_model.forecast_horizon)",
+    )
+    p.add_argument(
+        "--noise-sigmas",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score the noised error at these sigmas (rwm_method §3.7)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json-out", type=Path, default=None, help="JSON file to write")
     args = p.parse_args(argv)
@@ -133,8 +181,10 @@ def make_policy(args: argparse.Namespace, plan: Any, device: str):
         theirs = policy_plan.observations[group].dim
         ours = plan.observations[group].dim if group in plan.observations else None
         if ours != theirs:
-            raise SystemExit(f"--policy-run {run.path}: its actor reads observation group {group!r} of {theirs} dims, "
-                             f"but {args.spec} gives {ours}; use a run of the same robot and policy observations")
+            raise SystemExit(
+                f"--policy-run {run.path}: its actor reads observation group {group!r} of {theirs} dims, "
+                f"but {args.spec} gives {ours}; use a run of the same robot and policy observations"
+            )
     if policy_plan.action_dim != plan.action_dim:
         raise SystemExit(f"--policy-run {run.path}: {policy_plan.action_dim} actions, the spec has {plan.action_dim}")
     actor = build_actor(policy_plan, checkpoints.load_checkpoint(ckpt)["actor_state_dict"], device)
@@ -157,10 +207,14 @@ def collect(plan: Any, act, num_envs: int, steps: int, seed: int, device: str):
 
     wm = plan.world_model
     normalizer = SystemNormalizer(plan, device)
-    buffer = ReplayBuffer(num_envs, steps, wm.state_dim, wm.action_dim, wm.contact_dim, wm.termination_dim,
-                          wm.extension_dim, device)
-    env_plan = attrs.evolve(plan, experiment=attrs.evolve(plan.experiment, seed=seed),
-                            sim=attrs.evolve(plan.sim, num_envs=num_envs, device=device))
+    buffer = ReplayBuffer(
+        num_envs, steps, wm.state_dim, wm.action_dim, wm.contact_dim, wm.termination_dim, wm.extension_dim, device
+    )
+    env_plan = attrs.evolve(
+        plan,
+        experiment=attrs.evolve(plan.experiment, seed=seed),
+        sim=attrs.evolve(plan.sim, num_envs=num_envs, device=device),
+    )
     seed_everything(seed)
     env = make_env(env_plan, get_registry(), device=device, num_envs=num_envs)
     try:
@@ -206,16 +260,20 @@ def train_and_score(plan: Any, variant: str, seed: int, buffer, windows, args: a
     if not all(math.isfinite(r["total_loss"]) for r in losses):
         log(f"  warning: {variant} seed {seed}: a loss is not finite: {losses[-1]}")
     start = time.perf_counter()
-    result = evaluate_world_model(model, windows, noise_sigmas=args.noise_sigmas,
-                                  generator=torch.Generator(device=device).manual_seed(seed))
+    result = evaluate_world_model(
+        model, windows, noise_sigmas=args.noise_sigmas, generator=torch.Generator(device=device).manual_seed(seed)
+    )
     eval_seconds = time.perf_counter() - start
     return {
-        "architecture": wm.architecture, "forecast_horizon": wm.forecast_horizon,
+        "architecture": wm.architecture,
+        "forecast_horizon": wm.forecast_horizon,
         "error_at": {str(h): float(result.error_per_step[h - 1]) for h in args.horizons},
         "error": result.error,
         "noised": {f"{s:g}": v for s, v in result.noised.items()},
-        "final_state_loss": losses[-1]["state_loss"], "losses": losses,
-        "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+        "final_state_loss": losses[-1]["state_loss"],
+        "losses": losses,
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
         "sequences_per_s": args.updates * args.batch_size / train_seconds,
     }
 
@@ -233,8 +291,10 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]], horizons: list[int]
     ordering = None
     if {"gru_ar", "gru_tf", "mlp_ar"} <= set(summary):
         ordering = all(
-            summary["gru_ar"][str(h)]["mean"] < min(summary["gru_tf"][str(h)]["mean"], summary["mlp_ar"][str(h)]["mean"])
-            for h in horizons)
+            summary["gru_ar"][str(h)]["mean"]
+            < min(summary["gru_tf"][str(h)]["mean"], summary["mlp_ar"][str(h)]["mean"])
+            for h in horizons
+        )
     return {"by_variant": summary, "ranking": ranking, "paper_ordering_holds": ordering}
 
 
@@ -246,19 +306,28 @@ def format_table(summary: dict[str, Any], results: dict[str, dict[int, dict[str,
         first = next(iter(results[variant].values()))
         cells = " ".join(f"{row[str(h)]['mean']:>12.4f} +- {row[str(h)]['std']:<6.4f}" for h in horizons)
         lines.append(f"{variant:<8} {first['architecture']:<5} {first['forecast_horizon']:>2} {cells}")
-    lines += ["", f"{'variant':<8} {'seed':>4} " + " ".join(f"{f'e@{h}':>9}" for h in horizons)
-              + f" {'mean e':>9} {'state loss':>10} {'train s':>8} {'seq/s':>9}"]
+    lines += [
+        "",
+        f"{'variant':<8} {'seed':>4} "
+        + " ".join(f"{f'e@{h}':>9}" for h in horizons)
+        + f" {'mean e':>9} {'state loss':>10} {'train s':>8} {'seq/s':>9}",
+    ]
     for variant, by_seed in results.items():
         for seed, r in by_seed.items():
-            lines.append(f"{variant:<8} {seed:>4} " + " ".join(f"{r['error_at'][str(h)]:>9.4f}" for h in horizons)
-                         + f" {r['error']:>9.4f} {r['final_state_loss']:>10.4f} {r['train_seconds']:>8.1f}"
-                         f" {r['sequences_per_s']:>9.0f}")
+            lines.append(
+                f"{variant:<8} {seed:>4} "
+                + " ".join(f"{r['error_at'][str(h)]:>9.4f}" for h in horizons)
+                + f" {r['error']:>9.4f} {r['final_state_loss']:>10.4f} {r['train_seconds']:>8.1f}"
+                f" {r['sequences_per_s']:>9.0f}"
+            )
     lines.append("")
     for h, order in summary["ranking"].items():
         lines.append(f"horizon {h}: " + " < ".join(order))
     if summary["paper_ordering_holds"] is not None:
-        lines.append("paper ordering (gru_ar lowest at every horizon): "
-                     + ("reproduced" if summary["paper_ordering_holds"] else "NOT reproduced"))
+        lines.append(
+            "paper ordering (gru_ar lowest at every horizon): "
+            + ("reproduced" if summary["paper_ordering_holds"] else "NOT reproduced")
+        )
     return "\n".join(lines)
 
 
@@ -276,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     length = args.length or wm.train.eval_trajectory_length
     too_far = [h for h in args.horizons if not 1 <= h <= length - M]
     if too_far:
-        raise SystemExit(f"--horizons {too_far}: trajectories of {length} steps with a {M}-step context reach "
-                         f"1..{length - M} steps ahead; raise --length or lower the horizons")
+        raise SystemExit(
+            f"--horizons {too_far}: trajectories of {length} steps with a {M}-step context reach "
+            f"1..{length - M} steps ahead; raise --length or lower the horizons"
+        )
     heldout_steps = min(length + margin_steps(length, M), plan.sim.max_episode_length)
     if length > heldout_steps:
         raise SystemExit(f"--length {length} exceeds the episode length ({plan.sim.max_episode_length} steps)")
@@ -286,24 +357,36 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--train-steps {args.train_steps} is shorter than one training window ({windows_needed})")
     device = args.device
     act, policy = make_policy(args, plan, device)
-    log(f"spec {args.spec} ({plan.sim.backend}), policy: {policy}, device {device}, M={M}, "
-        f"N={args.forecast_horizon or wm.forecast_horizon}, base {list(wm.base_hidden)}")
+    log(
+        f"spec {args.spec} ({plan.sim.backend}), policy: {policy}, device {device}, M={M}, "
+        f"N={args.forecast_horizon or wm.forecast_horizon}, base {list(wm.base_hidden)}"
+    )
 
     buffer, train_stats = collect(plan, act, args.train_envs, args.train_steps, args.data_seed, device)
-    log(f"training data: {args.train_envs} envs x {args.train_steps} steps in {train_stats.seconds:.1f} s "
+    log(
+        f"training data: {args.train_envs} envs x {args.train_steps} steps in {train_stats.seconds:.1f} s "
         f"({args.train_envs * args.train_steps / train_stats.seconds:.0f} env steps/s), "
-        f"{train_stats.terminations} falls")
-    heldout, heldout_stats = collect(plan, act, args.heldout_envs, heldout_steps,
-                                     args.data_seed + HELD_OUT_SEED_OFFSET, device)
-    log(f"held-out data: {args.heldout_envs} envs x {heldout_steps} steps in {heldout_stats.seconds:.1f} s, "
-        f"{heldout_stats.terminations} falls")
+        f"{train_stats.terminations} falls"
+    )
+    heldout, heldout_stats = collect(
+        plan, act, args.heldout_envs, heldout_steps, args.data_seed + HELD_OUT_SEED_OFFSET, device
+    )
+    log(
+        f"held-out data: {args.heldout_envs} envs x {heldout_steps} steps in {heldout_stats.seconds:.1f} s, "
+        f"{heldout_stats.terminations} falls"
+    )
     if heldout.num_valid(length) == 0:
-        raise SystemExit(f"no held-out trajectory of {length} steps without a fall: use a policy that walks "
-                         "(--policy-run of a trained init run) or a shorter --length")
-    windows = spread_trajectories(heldout, length, args.trajectories,
-                                  torch.Generator(device=device).manual_seed(args.data_seed))
-    log(f"scoring on {len(windows)} held-out trajectories x {length} steps from "
-        f"{len(set(windows.env_ids.tolist()))} envs")
+        raise SystemExit(
+            f"no held-out trajectory of {length} steps without a fall: use a policy that walks "
+            "(--policy-run of a trained init run) or a shorter --length"
+        )
+    windows = spread_trajectories(
+        heldout, length, args.trajectories, torch.Generator(device=device).manual_seed(args.data_seed)
+    )
+    log(
+        f"scoring on {len(windows)} held-out trajectories x {length} steps from "
+        f"{len(set(windows.env_ids.tolist()))} envs"
+    )
 
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for variant in args.variants:
@@ -312,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             r = train_and_score(plan, variant, seed, buffer, windows, args)
             results[variant][seed] = r
             errors = " ".join(f"e@{h}={v:.4f}" for h, v in r["error_at"].items())
-            log(f"{variant} seed {seed}: {errors} (state loss {r['final_state_loss']:.4f}; train "
-                f"{r['train_seconds']:.1f} s, {r['sequences_per_s']:.0f} seq/s; eval {r['eval_seconds']:.1f} s)")
+            log(
+                f"{variant} seed {seed}: {errors} (state loss {r['final_state_loss']:.4f}; train "
+                f"{r['train_seconds']:.1f} s, {r['sequences_per_s']:.0f} seq/s; eval {r['eval_seconds']:.1f} s)"
+            )
     summary = summarize(results, args.horizons)
     log("")
     log(format_table(summary, results, args.horizons))
@@ -322,19 +407,37 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json_out is not None:
         record = {
-            "spec": str(args.spec), "overlays": [str(o) for o in args.overlay], "sets": args.sets,
-            "policy": policy, "device": device,
+            "spec": str(args.spec),
+            "overlays": [str(o) for o in args.overlay],
+            "sets": args.sets,
+            "policy": policy,
+            "device": device,
             "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
             "sizes": {k: getattr(args, k) for k in SIZES["full"]} | {"length": length},
-            "history_horizon": M, "data_seed": args.data_seed, "noise_sigmas": args.noise_sigmas,
-            "data": {"train": {"envs": args.train_envs, "steps": args.train_steps, "falls": train_stats.terminations,
-                               "seconds": round(train_stats.seconds, 3)},
-                     "held_out": {"envs": args.heldout_envs, "steps": heldout_steps,
-                                  "falls": heldout_stats.terminations, "trajectories": len(windows),
-                                  "seconds": round(heldout_stats.seconds, 3)}},
+            "history_horizon": M,
+            "data_seed": args.data_seed,
+            "noise_sigmas": args.noise_sigmas,
+            "data": {
+                "train": {
+                    "envs": args.train_envs,
+                    "steps": args.train_steps,
+                    "falls": train_stats.terminations,
+                    "seconds": round(train_stats.seconds, 3),
+                },
+                "held_out": {
+                    "envs": args.heldout_envs,
+                    "steps": heldout_steps,
+                    "falls": heldout_stats.terminations,
+                    "trajectories": len(windows),
+                    "seconds": round(heldout_stats.seconds, 3),
+                },
+            },
             "results": {v: {str(s): r for s, r in by_seed.items()} for v, by_seed in results.items()},
-            "summary": summary, "total_seconds": round(total, 3),
+            "summary": summary,
+            "total_seconds": round(total, 3),
             "time": datetime.datetime.now().isoformat(timespec="seconds"),
         }
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def _compile(*sets: str):
-    return load_and_compile(SPECS / "anymal_d_pretrain.toml", overlays=[SPECS / "overlays" / "tiny.toml"],
-                            sets=list(sets))
+    return load_and_compile(
+        SPECS / "anymal_d_pretrain.toml", overlays=[SPECS / "overlays" / "tiny.toml"], sets=list(sets)
+    )
 
 
 def test_a_non_positive_gain_is_a_diagnostic_naming_the_option():

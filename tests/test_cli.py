@@ -34,8 +34,9 @@ def run(capsys, *argv):
 
 
 def test_validate_ok(capsys):
-    code, out, _ = run(capsys, "validate", *sorted(str(p.relative_to(ROOT))
-                                                   for p in (ROOT / "tests/specs/valid").glob("*.toml")))
+    code, out, _ = run(
+        capsys, "validate", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests/specs/valid").glob("*.toml"))
+    )
     assert code == 0
     assert out.endswith("All checks passed (3 files).\n")
 
@@ -52,7 +53,7 @@ def test_validate_formats(capsys, monkeypatch):
     code, out, _ = run(capsys, "validate", INVALID, "--output-format", "json")
     assert code == 1 and len(json.loads(out)) == 6
     code, out, _ = run(capsys, "validate", INVALID, "--output-format", "full")
-    assert code == 1 and ' --> tests/specs/invalid/wrong_type.toml:4:8\n' in out and "^^^" in out
+    assert code == 1 and " --> tests/specs/invalid/wrong_type.toml:4:8\n" in out and "^^^" in out
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     code, out, _ = run(capsys, "validate", INVALID)
     assert out.startswith("::error file=tests/specs/invalid/wrong_type.toml,line=4,col=8,title=rwmspec (RWM103)::")
@@ -81,16 +82,28 @@ def test_plugin_problems_warn_and_strict_makes_them_exit_3(capsys, monkeypatch):
     monkeypatch.setattr(rwmspec.manager, "_cached", build_registry([("raising", _raising_plugin())]))
     code, out, _ = run(capsys, "validate", VALID)
     assert code == 0
-    assert "rwmspec: warning[RWM303] plugin raising (inline -) raised in rwmspec_backends(): RuntimeError: " \
-           "backend table is broken" in out
+    assert (
+        "rwmspec: warning[RWM303] plugin raising (inline -) raised in rwmspec_backends(): RuntimeError: "
+        "backend table is broken" in out
+    )
     code, out, _ = run(capsys, "validate", VALID, "--strict")
     assert code == 3
     code, out, _ = run(capsys, "plugins")
     assert code == 3 and "error[RWM303]" in out
 
 
-@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["validate"], ["validate", VALID, "--output-format", "xml"],
-                                  ["explain", "RWM999"], ["explain"], ["list", "widgets"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["validate"],
+        ["validate", VALID, "--output-format", "xml"],
+        ["explain", "RWM999"],
+        ["explain"],
+        ["list", "widgets"],
+    ],
+)
 def test_usage_errors_exit_2(capsys, argv):
     code, _, _ = run(capsys, *argv)
     assert code == 2
@@ -99,15 +112,34 @@ def test_usage_errors_exit_2(capsys, argv):
 def test_help_lists_spec_and_runtime_commands(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for command in ("validate", "compile", "show", "schema", "explain", "plugins", "list", "run", "eval", "play",
-                    "eval-model", "export"):
+    for command in (
+        "validate",
+        "compile",
+        "show",
+        "schema",
+        "explain",
+        "plugins",
+        "list",
+        "run",
+        "eval",
+        "play",
+        "eval-model",
+        "export",
+    ):
         assert f"    {command}" in out
     assert "exit codes: 0 ok, 1 spec errors, 2 usage errors, 3 plugin or internal errors" in out
 
 
 def test_compile_writes_resolved_plan_and_backend_dumps(capsys, tmp_path):
-    code, out, err = run(capsys, "compile", "specs/anymal_d_pretrain.toml", "--out", str(tmp_path),
-                         "--overlay", "specs/overlays/tiny.toml")
+    code, out, err = run(
+        capsys,
+        "compile",
+        "specs/anymal_d_pretrain.toml",
+        "--out",
+        str(tmp_path),
+        "--overlay",
+        "specs/overlays/tiny.toml",
+    )
     assert code == 0, err
     written = sorted(p.name for p in tmp_path.iterdir())
     assert {"resolved.toml", "plan.json"} < set(written) and len(written) > 2
@@ -174,8 +206,10 @@ def test_plugins_json(capsys):
     assert names["anymal_d"]["distribution"] == "rwmspec" and names["anymal_d"]["version"]
 
 
-@pytest.mark.parametrize(("what", "expect"), [("robots", "anymal_d"), ("terms", "feet_air_time"),
-                                               ("backends", "embedded"), ("architectures", "gru")])
+@pytest.mark.parametrize(
+    ("what", "expect"),
+    [("robots", "anymal_d"), ("terms", "feet_air_time"), ("backends", "embedded"), ("architectures", "gru")],
+)
 def test_list(capsys, what, expect):
     code, out, _ = run(capsys, "list", what)
     assert code == 0 and expect in out
@@ -213,8 +247,9 @@ def test_internal_errors_exit_3_without_traceback_unless_asked(capsys, monkeypat
 
 
 def test_python_dash_m_and_the_console_script():
-    proc = subprocess.run([sys.executable, "-m", "rwmspec", "validate", INVALID], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rwmspec", "validate", INVALID], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 1 and "error[RWM103]" in proc.stdout and "Traceback" not in proc.stderr
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'rwmspec = "rwmspec.cli:main"' in pyproject

@@ -47,8 +47,7 @@ def registry():
     reg = build_registry()
     # the world_models plugin may not be installed in this checkout; the compiler only needs the record
     reg.architectures.setdefault("gru", ArchitectureDef(name="gru", description="test", factory="x:y", recurrent=True))
-    reg.architectures.setdefault("mlp", ArchitectureDef(name="mlp", description="test", factory="x:y",
-                                                        recurrent=False))
+    reg.architectures.setdefault("mlp", ArchitectureDef(name="mlp", description="test", factory="x:y", recurrent=False))
     return reg
 
 
@@ -58,30 +57,42 @@ def obs(kind=None, **params):
 
 
 def policy_group(corruption=True):
-    return ObservationGroupSpec(corruption=corruption, terms={
-        "base_lin_vel": obs(noise=0.1),
-        "base_ang_vel": obs(noise=0.2),
-        "projected_gravity": obs(noise=0.05),
-        "velocity_commands": obs("generated_commands", command_name="base_velocity"),
-        "joint_pos": obs("joint_pos_rel", noise=0.01),
-        "joint_vel": obs("joint_vel_rel", noise=1.5),
-        "actions": obs("last_action"),
-    })
+    return ObservationGroupSpec(
+        corruption=corruption,
+        terms={
+            "base_lin_vel": obs(noise=0.1),
+            "base_ang_vel": obs(noise=0.2),
+            "projected_gravity": obs(noise=0.05),
+            "velocity_commands": obs("generated_commands", command_name="base_velocity"),
+            "joint_pos": obs("joint_pos_rel", noise=0.01),
+            "joint_vel": obs("joint_vel_rel", noise=1.5),
+            "actions": obs("last_action"),
+        },
+    )
 
 
 def system_groups():
     return {
-        "system_state": ObservationGroupSpec(terms={
-            "base_lin_vel": obs(), "base_ang_vel": obs(), "projected_gravity": obs(),
-            "joint_pos": obs("joint_pos_rel"), "joint_vel": obs("joint_vel_rel"), "joint_torque": obs("joint_effort"),
-        }),
+        "system_state": ObservationGroupSpec(
+            terms={
+                "base_lin_vel": obs(),
+                "base_ang_vel": obs(),
+                "projected_gravity": obs(),
+                "joint_pos": obs("joint_pos_rel"),
+                "joint_vel": obs("joint_vel_rel"),
+                "joint_torque": obs("joint_effort"),
+            }
+        ),
         "system_action": ObservationGroupSpec(terms={"last_action": obs()}),
-        "system_contact": ObservationGroupSpec(terms={
-            "thigh_contact": obs("body_contact", bodies="thighs", threshold=1.0),
-            "foot_contact": obs("body_contact", bodies="feet", threshold=1.0),
-        }),
-        "system_termination": ObservationGroupSpec(terms={
-            "base_contact": obs("body_contact", bodies="base", threshold=1.0)}),
+        "system_contact": ObservationGroupSpec(
+            terms={
+                "thigh_contact": obs("body_contact", bodies="thighs", threshold=1.0),
+                "foot_contact": obs("body_contact", bodies="feet", threshold=1.0),
+            }
+        ),
+        "system_termination": ObservationGroupSpec(
+            terms={"base_contact": obs("body_contact", bodies="base", threshold=1.0)}
+        ),
     }
 
 
@@ -109,15 +120,29 @@ def make_spec(stage="pretrain", **overrides) -> Spec:
         experiment=ExperimentSpec(name="anymal_d_flat", stage=stage),
         robot=RobotSpec(name="anymal_d"),
         backend=BackendSpec(name="embedded", num_envs=64),
-        commands={"base_velocity": CommandTermSpec(kind="uniform_velocity", params=dict(
-            lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0), heading=(-3.14159, 3.14159)))},
+        commands={
+            "base_velocity": CommandTermSpec(
+                kind="uniform_velocity",
+                params=dict(
+                    lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0), heading=(-3.14159, 3.14159)
+                ),
+            )
+        },
         actions={"joint_pos": ActionTermSpec(kind="joint_position", params={"scale": 0.5})},
         events={
-            "physics_material": EventTermSpec(kind="randomize_rigid_body_material", mode="startup", params=dict(
-                static_friction_range=[0.8, 0.8], dynamic_friction_range=[0.6, 0.6], restitution_range=[0.0, 0.0])),
-            "push_robot": EventTermSpec(kind="push_by_setting_velocity", mode="interval",
-                                        interval_range_s=(10.0, 15.0),
-                                        params={"velocity_range": {"x": [-0.5, 0.5], "y": [-0.5, 0.5]}}),
+            "physics_material": EventTermSpec(
+                kind="randomize_rigid_body_material",
+                mode="startup",
+                params=dict(
+                    static_friction_range=[0.8, 0.8], dynamic_friction_range=[0.6, 0.6], restitution_range=[0.0, 0.0]
+                ),
+            ),
+            "push_robot": EventTermSpec(
+                kind="push_by_setting_velocity",
+                mode="interval",
+                interval_range_s=(10.0, 15.0),
+                params={"velocity_range": {"x": [-0.5, 0.5], "y": [-0.5, 0.5]}},
+            ),
         },
         terminations={
             "time_out": TerminationTermSpec(time_out=True),
@@ -131,8 +156,9 @@ def make_spec(stage="pretrain", **overrides) -> Spec:
         fields["imagination"] = ImaginationSpec(num_envs=64)
         fields["runner"] = RunnerSpec(world_model_from=RunRefSpec(spec="pretrain.toml"))
     if stage == "visualize":
-        fields["runner"] = RunnerSpec(policy_from=RunRefSpec(spec="finetune.toml"),
-                                      world_model_from=RunRefSpec(spec="finetune.toml"))
+        fields["runner"] = RunnerSpec(
+            policy_from=RunRefSpec(spec="finetune.toml"), world_model_from=RunRefSpec(spec="finetune.toml")
+        )
     fields.update(overrides)
     return Spec(**fields)
 
@@ -165,8 +191,14 @@ def test_policy_group_layout(registry, spec_dir):
     policy = plan.observations["policy"]
     assert policy.dim == 48 and policy.corruption
     assert [(t.name, t.start, t.dim) for t in policy.terms] == [
-        ("base_lin_vel", 0, 3), ("base_ang_vel", 3, 3), ("projected_gravity", 6, 3), ("velocity_commands", 9, 3),
-        ("joint_pos", 12, 12), ("joint_vel", 24, 12), ("actions", 36, 12)]
+        ("base_lin_vel", 0, 3),
+        ("base_ang_vel", 3, 3),
+        ("projected_gravity", 6, 3),
+        ("velocity_commands", 9, 3),
+        ("joint_pos", 12, 12),
+        ("joint_vel", 24, 12),
+        ("actions", 36, 12),
+    ]
     assert policy.term("joint_vel").noise == 1.5 and policy.term("actions").noise is None
     assert policy.term("velocity_commands").params == {"command_name": "base_velocity"}
     # policy groups carry no normalizer statistics
@@ -179,8 +211,13 @@ def test_system_groups_slices_and_normalizers(registry, spec_dir):
     state = plan.observations["system_state"]
     assert state.dim == 45
     assert [(t.name, state.slice(t.name)) for t in state.terms] == [
-        ("base_lin_vel", slice(0, 3)), ("base_ang_vel", slice(3, 6)), ("projected_gravity", slice(6, 9)),
-        ("joint_pos", slice(9, 21)), ("joint_vel", slice(21, 33)), ("joint_torque", slice(33, 45))]
+        ("base_lin_vel", slice(0, 3)),
+        ("base_ang_vel", slice(3, 6)),
+        ("projected_gravity", slice(6, 9)),
+        ("joint_pos", slice(9, 21)),
+        ("joint_vel", slice(21, 33)),
+        ("joint_torque", slice(33, 45)),
+    ]
     expected_mean = tuple(v for b in ANYMAL_D.state_blocks for v in b.mean)
     expected_std = tuple(v for b in ANYMAL_D.state_blocks for v in b.std)
     assert state.mean == expected_mean and state.std == expected_std
@@ -207,8 +244,12 @@ def test_terms_rewards_timing_and_steps(registry, spec_dir):
     assert weights["dof_torques_l2"] == ("joint_torques_l2", -2.5e-5)
     # defaults of the params class are filled in
     feet = next(r for r in plan.rewards if r.name == "feet_air_time")
-    assert feet.params == {"bodies": "feet", "threshold": 0.5, "command_name": "base_velocity",
-                           "command_threshold": 0.1}
+    assert feet.params == {
+        "bodies": "feet",
+        "threshold": 0.5,
+        "command_name": "base_velocity",
+        "command_threshold": 0.1,
+    }
     assert plan.actions[0].dim == 12 and plan.action_dim == 12
     assert plan.actions[0].params == {"joint_names": ".*", "scale": 0.5, "use_default_offset": True}
     assert plan.commands[0].interval_range_s == (10.0, 10.0) and plan.commands[0].params["heading_command"] is True
@@ -253,8 +294,13 @@ def test_normalizer_overrides(registry, spec_dir):
 
 
 def test_run_references_resolve_to_absolute_paths(registry, spec_dir):
-    spec = make_spec("finetune", runner=RunnerSpec(policy_from=RunRefSpec(spec="init.toml", checkpoint="model_300.pt"),
-                                                    world_model_from=RunRefSpec(spec="pretrain.toml")))
+    spec = make_spec(
+        "finetune",
+        runner=RunnerSpec(
+            policy_from=RunRefSpec(spec="init.toml", checkpoint="model_300.pt"),
+            world_model_from=RunRefSpec(spec="pretrain.toml"),
+        ),
+    )
     plan = compile_ok(spec, registry, spec_dir)
     assert plan.policy_from.spec == str((spec_dir / "init.toml").resolve())
     assert plan.policy_from.checkpoint == "model_300.pt" and plan.policy_from.run == "latest"
@@ -301,28 +347,38 @@ def test_invalid_term_params(registry, spec_dir):
     spec.rewards["feet_air_time"] = RewardTermSpec(weight=0.5, params={"threshhold": 0.5})
     spec.rewards["track_lin_vel_xy_exp"] = RewardTermSpec(weight=1.0, params={"std": "0.5"})
     spec.rewards["lin_vel_z_l2"] = RewardTermSpec(weight=-2.0, params={"std": 1.0})
-    spec.events["physics_material"] = EventTermSpec(kind="randomize_rigid_body_material", mode="startup",
-                                                    params={"static_friction_range": [0.8, 0.8, 0.1]})
-    spec.events["add_mass"] = EventTermSpec(kind="randomize_rigid_body_mass", mode="startup",
-                                            params={"mass_distribution_params": [-5, 5], "operation": "multiply"})
+    spec.events["physics_material"] = EventTermSpec(
+        kind="randomize_rigid_body_material", mode="startup", params={"static_friction_range": [0.8, 0.8, 0.1]}
+    )
+    spec.events["add_mass"] = EventTermSpec(
+        kind="randomize_rigid_body_mass",
+        mode="startup",
+        params={"mass_distribution_params": [-5, 5], "operation": "multiply"},
+    )
     found = compile_fail(spec, registry, spec_dir)
     assert "did you mean 'threshold'" in found[("RWM204", "rewards.feet_air_time.threshhold")].message
     assert "expected a number" in found[("RWM204", "rewards.track_lin_vel_xy_exp.std")].message
     assert "takes no parameters" in found[("RWM204", "rewards.lin_vel_z_l2.std")].message
     assert ("RWM204", "events.physics_material.static_friction_range") in found
     assert "needs parameter 'dynamic_friction_range'" in (
-        found[("RWM204", "events.physics_material.dynamic_friction_range")].message)
+        found[("RWM204", "events.physics_material.dynamic_friction_range")].message
+    )
     assert ("RWM204", "events.add_mass.operation") in found
 
 
 def test_semantic_param_checks(registry, spec_dir):
     spec = make_spec("init")
-    spec.events["reset"] = EventTermSpec(kind="reset_root_state_uniform", mode="reset", params=dict(
-        pose_range={"x": [0.5, -0.5], "yaw_rate": [0, 1]}, velocity_range={}))
-    spec.commands["base_velocity"] = CommandTermSpec(kind="uniform_velocity", params=dict(
-        lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0)))
-    spec.events["push_robot"] = EventTermSpec(kind="push_by_setting_velocity", mode="interval",
-                                              params={"velocity_range": {"x": [-0.5, 0.5]}})
+    spec.events["reset"] = EventTermSpec(
+        kind="reset_root_state_uniform",
+        mode="reset",
+        params=dict(pose_range={"x": [0.5, -0.5], "yaw_rate": [0, 1]}, velocity_range={}),
+    )
+    spec.commands["base_velocity"] = CommandTermSpec(
+        kind="uniform_velocity", params=dict(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0))
+    )
+    spec.events["push_robot"] = EventTermSpec(
+        kind="push_by_setting_velocity", mode="interval", params={"velocity_range": {"x": [-0.5, 0.5]}}
+    )
     plan, diags = compile_plan(spec, registry, spec_file=spec_dir / "this.toml")
     assert plan is None
     found = {(d.code, d.dotted_path): d for d in diags}
@@ -356,7 +412,8 @@ def test_binary_groups_hold_contact_flags(registry, spec_dir):
     spec = make_spec("pretrain")
     spec.observations["system_contact"].terms["foot_contact"] = obs("base_lin_vel")
     spec.observations["system_termination"].terms["base_contact"] = obs(
-        "body_contact", bodies="base", normalizer=NormalizerSpec(std=1.0))
+        "body_contact", bodies="base", normalizer=NormalizerSpec(std=1.0)
+    )
     found = compile_fail(spec, registry, spec_dir)
     assert ("RWM207", "observations.system_contact.terms.foot_contact.kind") in found
     assert ("RWM208", "observations.system_termination.terms.base_contact.normalizer") in found
@@ -385,15 +442,21 @@ def test_missing_run_reference(registry, spec_dir):
 
 
 def test_inconsistent_sizes(registry, spec_dir):
-    wm = WorldModelSpec(base_hidden=[256, 128], history_horizon=32,
-                        train=WorldModelTrainSpec(eval_trajectory_length=32, replay_buffer_size=16))
+    wm = WorldModelSpec(
+        base_hidden=[256, 128],
+        history_horizon=32,
+        train=WorldModelTrainSpec(eval_trajectory_length=32, replay_buffer_size=16),
+    )
     found = compile_fail(make_spec("pretrain", world_model=wm), registry, spec_dir)
     assert ("RWM210", "world_model.base_hidden") in found
     assert ("RWM210", "world_model.train.eval_trajectory_length") in found
     assert ("RWM210", "world_model.train.replay_buffer_size") in found
     # a feed-forward base may taper
-    compile_ok(make_spec("pretrain", world_model=WorldModelSpec(architecture="mlp", base_hidden=[256, 128])),
-               registry, spec_dir)
+    compile_ok(
+        make_spec("pretrain", world_model=WorldModelSpec(architecture="mlp", base_hidden=[256, 128])),
+        registry,
+        spec_dir,
+    )
 
 
 def test_unknown_architecture(registry, spec_dir):
@@ -401,16 +464,25 @@ def test_unknown_architecture(registry, spec_dir):
     assert "did you mean 'gru'" in found[("RWM206", "world_model.architecture")].message
 
 
-@pytest.mark.parametrize("stage, change, expected", [
-    ("pretrain", {"world_model": None}, ("RWM211", "world_model")),
-    ("finetune", {"imagination": ImaginationSpec(num_envs=0)}, ("RWM211", "imagination.num_envs")),
-    ("finetune", {"imagination": None}, ("RWM211", "imagination.num_envs")),
-    ("finetune", {"runner": RunnerSpec()}, ("RWM211", "runner.world_model_from")),
-    ("visualize", {"runner": RunnerSpec(world_model_from=RunRefSpec(spec="finetune.toml"))},
-     ("RWM211", "runner.policy_from")),
-    ("visualize", {"runner": RunnerSpec(policy_from=RunRefSpec(spec="finetune.toml"))},
-     ("RWM211", "runner.world_model_from")),
-])
+@pytest.mark.parametrize(
+    "stage, change, expected",
+    [
+        ("pretrain", {"world_model": None}, ("RWM211", "world_model")),
+        ("finetune", {"imagination": ImaginationSpec(num_envs=0)}, ("RWM211", "imagination.num_envs")),
+        ("finetune", {"imagination": None}, ("RWM211", "imagination.num_envs")),
+        ("finetune", {"runner": RunnerSpec()}, ("RWM211", "runner.world_model_from")),
+        (
+            "visualize",
+            {"runner": RunnerSpec(world_model_from=RunRefSpec(spec="finetune.toml"))},
+            ("RWM211", "runner.policy_from"),
+        ),
+        (
+            "visualize",
+            {"runner": RunnerSpec(policy_from=RunRefSpec(spec="finetune.toml"))},
+            ("RWM211", "runner.world_model_from"),
+        ),
+    ],
+)
 def test_stage_requirements(registry, spec_dir, stage, change, expected):
     assert expected in compile_fail(make_spec(stage, **change), registry, spec_dir)
 
@@ -418,8 +490,9 @@ def test_stage_requirements(registry, spec_dir, stage, change, expected):
 def test_contact_group_problems(registry, spec_dir):
     spec = make_spec("pretrain")
     spec.rewards["undesired_contacts"] = RewardTermSpec(weight=-1.0, params={"bodies": "thigh"})
-    spec.terminations["base_contact"] = TerminationTermSpec(kind="illegal_contact",
-                                                            params={"bodies": "base", "threshold": 5.0})
+    spec.terminations["base_contact"] = TerminationTermSpec(
+        kind="illegal_contact", params={"bodies": "base", "threshold": 5.0}
+    )
     found = compile_fail(spec, registry, spec_dir)
     assert "did you mean 'thighs'" in found[("RWM212", "rewards.undesired_contacts.bodies")].message
     # system_termination's base_contact (1 N) disagrees with the termination's 5 N
@@ -448,8 +521,9 @@ def test_compile_backend(registry, spec_dir):
     plan = compile_ok(make_spec("init"), registry, spec_dir)
     reg = attrs.evolve(registry, backends=dict(registry.backends))
     reg.backends["fake"] = BackendDef(name="fake", description="test", compile=f"{__name__}:fake_backend_compile")
-    reg.backends["needy"] = BackendDef(name="needy", description="test", compile="x:y",
-                                       requires=("no_such_module_rwmspec", "isaaclab_tasks.core"))
+    reg.backends["needy"] = BackendDef(
+        name="needy", description="test", compile="x:y", requires=("no_such_module_rwmspec", "isaaclab_tasks.core")
+    )
     artifacts = compile_backend(plan, reg, "fake")
     assert artifacts.objects == {"num_envs": 64} and artifacts.dumps == {"plan": "init"}
     with pytest.raises(SpecError) as err:

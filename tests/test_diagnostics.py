@@ -13,12 +13,22 @@ from rwmspec.diagnostics import Diagnostic, SpecError, dedupe, dotted, render, s
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = 'schema_version = 1\n\n[rewards.feet_air_time]\nweight = "0.5"\n'
-WRONG = Diagnostic("RWM103", 'expected a number, got the string "0.5"', ("rewards", "feet_air_time", "weight"),
-                   file="spec.toml", line=4, col=10, hint="remove the quotes around the number",
-                   origin="extends base.toml")
+WRONG = Diagnostic(
+    "RWM103",
+    'expected a number, got the string "0.5"',
+    ("rewards", "feet_air_time", "weight"),
+    file="spec.toml",
+    line=4,
+    col=10,
+    hint="remove the quotes around the number",
+    origin="extends base.toml",
+)
 FROM_SET = Diagnostic("RWM201", "must be >= 1 (got 0)", ("backend", "num_envs"), origin="--set backend.num_envs=0")
-PLUGIN = Diagnostic("RWM301", "plugin entry point 'go2 = go2.plugin' (go2 0.3) failed to import: "
-                              "ModuleNotFoundError: No module named 'isaaclab'", severity="warning")
+PLUGIN = Diagnostic(
+    "RWM301",
+    "plugin entry point 'go2 = go2.plugin' (go2 0.3) failed to import: ModuleNotFoundError: No module named 'isaaclab'",
+    severity="warning",
+)
 
 
 def test_dotted_paths_quote_keys_and_index_arrays():
@@ -33,7 +43,8 @@ def test_concise():
         "(help: remove the quotes around the number)\n"
         "--set backend.num_envs=0: error[RWM201] backend.num_envs: must be >= 1 (got 0)\n"
         "rwmspec: warning[RWM301] plugin entry point 'go2 = go2.plugin' (go2 0.3) failed to import: "
-        "ModuleNotFoundError: No module named 'isaaclab'\n")
+        "ModuleNotFoundError: No module named 'isaaclab'\n"
+    )
 
 
 def test_full_shows_the_source_line_with_a_caret():
@@ -46,13 +57,13 @@ def test_full_shows_the_source_line_with_a_caret():
         "  |\n"
         "  = help: remove the quotes around the number\n"
         "  = note: value from extends base.toml\n"
-        "\n")
+        "\n"
+    )
 
 
 def test_full_without_source_or_file():
     text = render([FROM_SET], "full", {})
-    assert text == ("error[RWM201]: backend.num_envs: must be >= 1 (got 0)\n"
-                    " --> --set backend.num_envs=0\n\n")
+    assert text == ("error[RWM201]: backend.num_envs: must be >= 1 (got 0)\n --> --set backend.num_envs=0\n\n")
 
 
 def test_full_colors_only_on_request():
@@ -62,10 +73,18 @@ def test_full_colors_only_on_request():
 
 def test_json():
     (record,) = json.loads(render([WRONG], "json"))
-    assert record == {"code": "RWM103", "severity": "error", "message": 'expected a number, got the string "0.5"',
-                      "path": "rewards.feet_air_time.weight", "path_parts": ["rewards", "feet_air_time", "weight"],
-                      "file": "spec.toml", "line": 4, "col": 10, "hint": "remove the quotes around the number",
-                      "origin": "extends base.toml"}
+    assert record == {
+        "code": "RWM103",
+        "severity": "error",
+        "message": 'expected a number, got the string "0.5"',
+        "path": "rewards.feet_air_time.weight",
+        "path_parts": ["rewards", "feet_air_time", "weight"],
+        "file": "spec.toml",
+        "line": 4,
+        "col": 10,
+        "hint": "remove the quotes around the number",
+        "origin": "extends base.toml",
+    }
     assert json.loads(render([], "json")) == []
 
 

@@ -38,8 +38,9 @@ def _env(plan, **options):
 def _with_command(plan, **params):
     command = plan.commands[0]
     interval = params.pop("interval", command.interval_range_s)
-    return attrs.evolve(plan, commands=(attrs.evolve(command, params={**command.params, **params},
-                                                     interval_range_s=interval),))
+    return attrs.evolve(
+        plan, commands=(attrs.evolve(command, params={**command.params, **params}, interval_range_s=interval),)
+    )
 
 
 def _zeros(env):
@@ -73,15 +74,20 @@ def test_observation_terms_follow_plan_slices(plan):
     policy, state = plan.observations["policy"], plan.observations["system_state"]
     view = env.view
     # uncorrupted world-model groups are the term values exactly
-    torch.testing.assert_close(obs["system_state"][:, state.slice("joint_pos")], view.joint_pos - view.default_joint_pos)
+    torch.testing.assert_close(
+        obs["system_state"][:, state.slice("joint_pos")], view.joint_pos - view.default_joint_pos
+    )
     torch.testing.assert_close(obs["system_state"][:, state.slice("joint_torque")], view.joint_torque)
     torch.testing.assert_close(obs["system_action"], actions)
     torch.testing.assert_close(obs["policy"][:, policy.slice("velocity_commands")], env.commands.command)
     torch.testing.assert_close(obs["policy"][:, policy.slice("actions")], actions)
     # the corrupted policy group carries uniform noise of each term's half-width
     for term in policy.terms:
-        clean = obs["system_state"][:, state.slice(term.name)] if term.name in ("base_lin_vel", "base_ang_vel",
-                                                                              "projected_gravity") else None
+        clean = (
+            obs["system_state"][:, state.slice(term.name)]
+            if term.name in ("base_lin_vel", "base_ang_vel", "projected_gravity")
+            else None
+        )
         if clean is None:
             continue
         error = obs["policy"][:, policy.slice(term.name)] - clean
@@ -140,14 +146,20 @@ def test_heading_envs_steer_towards_their_heading(plan):
     env = _env(_with_command(plan, rel_heading_envs=1.0, rel_standing_envs=0.0))
     env.step(_zeros(env))
     heading = torch.as_tensor(env.physics.heading(), dtype=torch.float32)
-    error = torch.atan2(torch.sin(env.commands.heading_target - heading), torch.cos(env.commands.heading_target -
-                                                                                  heading))
+    error = torch.atan2(
+        torch.sin(env.commands.heading_target - heading), torch.cos(env.commands.heading_target - heading)
+    )
     torch.testing.assert_close(env.commands.command[:, 2], torch.clamp(0.5 * error, -1.0, 1.0), atol=1e-5, rtol=0)
 
 
 def test_push_sets_base_velocity_at_the_push_step(plan):
-    push = TermPlan(name="push_robot", kind="push_by_setting_velocity", mode="interval",
-                    interval_range_s=(0.1, 0.1), params={"velocity_range": {"x": (1.5, 1.5)}})
+    push = TermPlan(
+        name="push_robot",
+        kind="push_by_setting_velocity",
+        mode="interval",
+        interval_range_s=(0.1, 0.1),
+        params={"velocity_range": {"x": (1.5, 1.5)}},
+    )
     events = tuple(e for e in plan.events if e.mode != "interval") + (push,)
     env = _env(attrs.evolve(plan, events=events))
     everyone = np.ones(N, dtype=bool)

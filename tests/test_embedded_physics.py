@@ -51,8 +51,7 @@ def test_compile_returns_config_and_dump(plan):
 
 def test_compile_rejects_unsupported_kinds_naming_term_and_supported_kinds(plan):
     bad = plan.terminations + (TermPlan(name="fell_asleep", kind="bad_orientation", mode="failure"),)
-    bad_event = TermPlan(name="push_now", kind="push_by_setting_velocity", mode="reset",
-                         params={"velocity_range": {}})
+    bad_event = TermPlan(name="push_now", kind="push_by_setting_velocity", mode="reset", params={"velocity_range": {}})
     broken = attrs.evolve(plan, terminations=bad, events=plan.events + (bad_event,))
     with pytest.raises(SpecError) as info:
         compile_embedded(broken, get_registry())
@@ -72,8 +71,9 @@ def test_compile_rejects_restitution_wrench_and_bad_options(plan):
         if e.kind == "apply_external_force_torque":
             e = attrs.evolve(e, params={**e.params, "force_range": (-1.0, 1.0)})
         events.append(e)
-    broken = attrs.evolve(plan, events=tuple(events),
-                          sim=attrs.evolve(plan.sim, options={"num_threads": -1, "no_such_option": 1}))
+    broken = attrs.evolve(
+        plan, events=tuple(events), sim=attrs.evolve(plan.sim, options={"num_threads": -1, "no_such_option": 1})
+    )
     with pytest.raises(SpecError) as info:
         compile_embedded(broken, get_registry())
     paths = {d.path for d in info.value.diagnostics}
@@ -84,8 +84,9 @@ def test_compile_rejects_restitution_wrench_and_bad_options(plan):
 
 
 def test_validate_reports_out_of_range_options():
-    result = api.load_and_compile(SPEC, overlays=[TINY], sets=["backend.options.num_threads=-2",
-                                                                "backend.options.contact_history=0"])
+    result = api.load_and_compile(
+        SPEC, overlays=[TINY], sets=["backend.options.num_threads=-2", "backend.options.contact_history=0"]
+    )
     found = {d.path: d for d in result.diagnostics}
     assert result.plan is None
     assert found[("backend", "options", "num_threads")].code == "RWM213"
@@ -128,8 +129,9 @@ def test_dc_motor_actuator_matches_isaac_lab_within_rated_speed(plan, robot, bui
         data.qvel[index.joint_vel - 1 - model.nq] = qd
         data.ctrl[index.actuator] = target
         mujoco.mj_forward(model, data)
-        expected = _isaac_lab_dc_motor(q, qd, target, a.stiffness, a.damping, a.saturation_effort, a.effort_limit,
-                                       a.velocity_limit)
+        expected = _isaac_lab_dc_motor(
+            q, qd, target, a.stiffness, a.damping, a.saturation_effort, a.effort_limit, a.velocity_limit
+        )
         np.testing.assert_allclose(data.sensordata[index.joint_torque], expected, atol=1e-6)
 
 
@@ -144,13 +146,15 @@ def test_startup_randomisation_is_per_env_and_within_ranges(plan, built):
     ratios = np.array([m.body_mass[base] for m in models]) / model.body_mass[base]
     assert np.all((ratios >= 0.8) & (ratios <= 1.25)) and len(set(ratios)) == 6
     for m in models:
-        np.testing.assert_allclose(m.body_inertia[base] / model.body_inertia[base], m.body_mass[base] /
-                                   model.body_mass[base])
+        np.testing.assert_allclose(
+            m.body_inertia[base] / model.body_inertia[base], m.body_mass[base] / model.body_mass[base]
+        )
         offset = m.body_ipos[base] - model.body_ipos[base]
         assert np.all(np.abs(offset) <= [0.05, 0.05, 0.01])
         assert np.all(m.geom_friction[model.geom_contype > 0, 0] == pytest.approx(0.8))
-        assert m.body_subtreemass[0] == pytest.approx(model.body_subtreemass[0] + m.body_mass[base]
-                                                      - model.body_mass[base])
+        assert m.body_subtreemass[0] == pytest.approx(
+            model.body_subtreemass[0] + m.body_mass[base] - model.body_mass[base]
+        )
     shared = build_env_models(model, plan.events, 6, np.random.default_rng(1), variants=2)
     assert len({id(m) for m in shared}) == 2 and shared[0] is shared[2]
 
@@ -184,8 +188,13 @@ def test_reset_events_draw_root_and_joint_states_in_range(plan, robot, built):
 
 
 def test_interval_push_fires_on_its_timer_and_adds_velocity(plan, built):
-    push = TermPlan(name="push", kind="push_by_setting_velocity", mode="interval", interval_range_s=(0.1, 0.1),
-                    params={"velocity_range": {"x": (1.0, 1.0), "yaw": (0.5, 0.5)}})
+    push = TermPlan(
+        name="push",
+        kind="push_by_setting_velocity",
+        mode="interval",
+        interval_range_s=(0.1, 0.1),
+        params={"velocity_range": {"x": (1.0, 1.0), "yaw": (0.5, 0.5)}},
+    )
     physics = _physics(plan, built)
     physics.state[:, physics.index.base_quat] = (np.cos(0.3), 0.0, 0.0, np.sin(0.3))  # yawed base
     events = IntervalEvents(attrs.evolve(plan, events=(push,)), physics, np.random.default_rng(0))

@@ -37,8 +37,11 @@ def base_plan():
 def _plan(base, **imagination):
     quirks = imagination.pop("quirks", {})
     ensemble = imagination.pop("ensemble_size", None)
-    plan = attrs.evolve(base, imagination=attrs.evolve(base.imagination, num_envs=N, **imagination),
-                        quirks=attrs.evolve(base.quirks, **quirks))
+    plan = attrs.evolve(
+        base,
+        imagination=attrs.evolve(base.imagination, num_envs=N, **imagination),
+        quirks=attrs.evolve(base.quirks, **quirks),
+    )
     if ensemble is not None:
         plan = attrs.evolve(plan, world_model=attrs.evolve(plan.world_model, ensemble_size=ensemble))
     return plan
@@ -47,8 +50,13 @@ def _plan(base, **imagination):
 def _fixed_command(plan, value: float = 0.5):
     """Every env commanded (value, value, value), never standing."""
     command = plan.commands[0]
-    params = {**command.params, "lin_vel_x": (value, value), "lin_vel_y": (value, value),
-              "ang_vel_z": (value, value), "rel_standing_envs": 0.0}
+    params = {
+        **command.params,
+        "lin_vel_x": (value, value),
+        "lin_vel_y": (value, value),
+        "ang_vel_z": (value, value),
+        "rel_standing_envs": 0.0,
+    }
     return attrs.evolve(plan, commands=(attrs.evolve(command, params=params),))
 
 
@@ -66,8 +74,12 @@ def _system(plan, *, buffer_envs: int = 3, steps: int = 12, seed: int = 0) -> Wo
     state = torch.randn(buffer_envs, wm.state_dim, generator=g)
     for _ in range(steps):
         contact = (torch.rand(buffer_envs, wm.contact_dim, generator=g) > 0.5).float()
-        system.buffer.add(state, torch.randn(buffer_envs, wm.action_dim, generator=g), contact,
-                          torch.zeros(buffer_envs, wm.termination_dim))
+        system.buffer.add(
+            state,
+            torch.randn(buffer_envs, wm.action_dim, generator=g),
+            contact,
+            torch.zeros(buffer_envs, wm.termination_dim),
+        )
         state = 0.9 * state + 0.2 * torch.randn(state.shape, generator=g)
     return system
 
@@ -120,9 +132,16 @@ def test_real_and_imagined_rewards_agree_on_the_same_state(monkeypatch):
     mapping = StateMapping(plan, registry=registry)
     state = normalizer.denormalize_state(normalizer.normalize_state(obs["system_state"]))
     contacts = mapping.contacts(obs["system_contact"], obs["system_termination"])
-    view = mapping.view(state, prev_joint_vel=real_view.prev_joint_vel, contacts=contacts,
-                        command=real_view.command, action=real_view.action, prev_action=real_view.prev_action,
-                        dt=real_view.dt, contact_timers=real_view.contact_timers)
+    view = mapping.view(
+        state,
+        prev_joint_vel=real_view.prev_joint_vel,
+        contacts=contacts,
+        command=real_view.command,
+        action=real_view.action,
+        prev_action=real_view.prev_action,
+        dt=real_view.dt,
+        contact_timers=real_view.contact_timers,
+    )
     for group, flags in real_view.contacts.items():
         assert torch.equal(contacts[group], flags), group
     imagined_terms = call_reward_terms(view, plan.rewards, bind_term_functions(plan.rewards, registry, "reward"))
@@ -139,8 +158,9 @@ def test_state_mapping_inverts_every_supported_kind(base_plan):
     assert {b.kind for b in mapping.blocks} == set(STATE_KINDS)
     x = torch.randn(5, base_plan.world_model.state_dim, generator=torch.Generator().manual_seed(1))
     zeros = torch.zeros(5, 12)
-    view = mapping.view(x, prev_joint_vel=zeros, contacts={}, command=torch.zeros(5, 3), action=zeros,
-                        prev_action=zeros, dt=0.02)
+    view = mapping.view(
+        x, prev_joint_vel=zeros, contacts={}, command=torch.zeros(5, 3), action=zeros, prev_action=zeros, dt=0.02
+    )
     torch.testing.assert_close(mapping.observe(view), x)
     torch.testing.assert_close(view.joint_pos, x[:, mapping.columns("joint_pos")] + mapping.default_joint_pos)
     assert mapping.contact_groups == ("thighs", "feet", "base")
@@ -149,22 +169,39 @@ def test_state_mapping_inverts_every_supported_kind(base_plan):
 def test_unknown_state_and_contact_kinds_are_named(base_plan):
     group = base_plan.observations["system_state"]
     odd = ObservationTermPlan(name="cmd", kind="generated_commands", dim=3, start=group.dim)
-    plan = attrs.evolve(base_plan, observations={**base_plan.observations, "system_state": attrs.evolve(
-        group, terms=(*group.terms, odd), dim=group.dim + 3)})
+    plan = attrs.evolve(
+        base_plan,
+        observations={
+            **base_plan.observations,
+            "system_state": attrs.evolve(group, terms=(*group.terms, odd), dim=group.dim + 3),
+        },
+    )
     with pytest.raises(ValueError, match=r"system_state\.terms\.cmd has kind 'generated_commands'.*joint_pos_rel"):
         StateMapping(plan)
     contact = base_plan.observations["system_contact"]
-    plan = attrs.evolve(base_plan, observations={**base_plan.observations, "system_contact": attrs.evolve(
-        contact, terms=(attrs.evolve(contact.terms[0], kind="joint_effort"), *contact.terms[1:]))})
+    plan = attrs.evolve(
+        base_plan,
+        observations={
+            **base_plan.observations,
+            "system_contact": attrs.evolve(
+                contact, terms=(attrs.evolve(contact.terms[0], kind="joint_effort"), *contact.terms[1:])
+            ),
+        },
+    )
     with pytest.raises(ValueError, match=r"thigh_contact has kind 'joint_effort'.*body_contact"):
         StateMapping(plan)
 
 
 def test_a_reward_on_unpredicted_state_fails_at_construction(base_plan):
     group = base_plan.observations["system_state"]
-    plan = attrs.evolve(_plan(base_plan), observations={**base_plan.observations, "system_state": attrs.evolve(
-        group, terms=group.terms[:-1], dim=group.dim - 12)},
-        world_model=attrs.evolve(base_plan.world_model, state_dim=group.dim - 12))
+    plan = attrs.evolve(
+        _plan(base_plan),
+        observations={
+            **base_plan.observations,
+            "system_state": attrs.evolve(group, terms=group.terms[:-1], dim=group.dim - 12),
+        },
+        world_model=attrs.evolve(base_plan.world_model, state_dim=group.dim - 12),
+    )
     with pytest.raises(ValueError, match=r"dof_torques_l2.*joint_torque"):
         ImaginationEnv(plan, _system(plan))
 
@@ -205,9 +242,13 @@ def test_context_warmup_runs_the_model_over_the_whole_window(base_plan, skip_war
     action = _actions(0, 1)[0]
     env.step(action)
     with torch.no_grad():
-        first = model(window.state[:, -1:].expand(N, -1, -1), system.normalizer.normalize_action(action).unsqueeze(1),
-                      type(expected)(expected.state.expand(-1, N, -1).contiguous(),
-                                     expected.auxiliary.expand(-1, N, -1).contiguous()))
+        first = model(
+            window.state[:, -1:].expand(N, -1, -1),
+            system.normalizer.normalize_action(action).unsqueeze(1),
+            type(expected)(
+                expected.state.expand(-1, N, -1).contiguous(), expected.auxiliary.expand(-1, N, -1).contiguous()
+            ),
+        )
     torch.testing.assert_close(env.memory.state, first.memory.state)
     # episodes that end inside step start from pooled seeds, warmed up the same way
     _, _, dones, _ = env.step(action)
@@ -240,8 +281,14 @@ def test_per_env_reset_reseeds_only_those_envs(base_plan):
     env.reset()
     for a in _actions(1, 3):
         env.step(a)
-    live = {"state": env.state, "memory": env.memory.state, "aux": env.memory.auxiliary,
-            "members": env.members, "length": env.episode_length_buf, "command": env.command}
+    live = {
+        "state": env.state,
+        "memory": env.memory.state,
+        "aux": env.memory.auxiliary,
+        "members": env.members,
+        "length": env.episode_length_buf,
+        "command": env.command,
+    }
     before = {k: v.clone() for k, v in live.items()}  # the env updates its tensors in place
     ids = torch.tensor([1, 4])
     env.reset(ids)
@@ -267,8 +314,9 @@ def test_steps_and_resets_keep_the_state_in_the_same_tensors(base_plan):
     tensors = env.state_tensors()
     assert not any(t.is_inference() for t in tensors.values()), "... the state stays updatable outside it"
     pointers = {k: v.data_ptr() for k, v in tensors.items()}
-    assert {"state", "memory/state", "memory/auxiliary", "command", "timers/feet/last_air_time",
-            "episode_sums"} <= set(tensors)
+    assert {"state", "memory/state", "memory/auxiliary", "command", "timers/feet/last_air_time", "episode_sums"} <= set(
+        tensors
+    )
     state = env.state.clone()
     for a in _actions(8, 3):  # time-outs every second step: advance and re-seeding both run
         env.step(a)

@@ -26,9 +26,13 @@ N = 64
 def _env(seed: int = 0) -> ImaginationEnv:
     plan, _ = compile_spec(SPECS / "anymal_d_finetune.toml", [SPECS / "overlays" / "tiny.toml"])
     # every env ends every other step; one step per iteration sizes the seed pool at its minimum (64)
-    plan = attrs.evolve(plan, imagination=attrs.evolve(plan.imagination, num_envs=N, max_episode_length=2,
-                                                       steps_per_iteration=1, push_interval_range=(2, 5)),
-                        world_model=attrs.evolve(plan.world_model, ensemble_size=3))
+    plan = attrs.evolve(
+        plan,
+        imagination=attrs.evolve(
+            plan.imagination, num_envs=N, max_episode_length=2, steps_per_iteration=1, push_interval_range=(2, 5)
+        ),
+        world_model=attrs.evolve(plan.world_model, ensemble_size=3),
+    )
     torch.manual_seed(seed)
     system = WorldModelSystem(plan, 8, torch.device("cuda"))
     g = torch.Generator(device="cuda").manual_seed(seed)
@@ -36,8 +40,12 @@ def _env(seed: int = 0) -> ImaginationEnv:
     state = torch.randn(8, wm.state_dim, generator=g, device="cuda")
     for _ in range(40):
         contact = (torch.rand(8, wm.contact_dim, generator=g, device="cuda") > 0.5).float()
-        system.buffer.add(state, torch.randn(8, wm.action_dim, generator=g, device="cuda"), contact,
-                          torch.zeros(8, wm.termination_dim, device="cuda"))
+        system.buffer.add(
+            state,
+            torch.randn(8, wm.action_dim, generator=g, device="cuda"),
+            contact,
+            torch.zeros(8, wm.termination_dim, device="cuda"),
+        )
         state = 0.9 * state + 0.2 * torch.randn(state.shape, generator=g, device="cuda")
     env = ImaginationEnv(plan, system, seed=seed)
     env.reset()

@@ -38,8 +38,9 @@ def _imagine(runner) -> Imagine:
 
 
 def test_finetune_trains_the_policy_in_imagination_after_the_warmup(tmp_path):
-    runner = _runner(tmp_path, "ppo.num_steps_per_env=6", "runner.max_iterations=3",
-                     "runner.init_at_random_ep_len=false")
+    runner = _runner(
+        tmp_path, "ppo.num_steps_per_env=6", "runner.max_iterations=3", "runner.init_at_random_ep_len=false"
+    )
     plan = runner.plan
     step = _imagine(runner)
     assert step.policy_env is step.env
@@ -51,9 +52,15 @@ def test_finetune_trains_the_policy_in_imagination_after_the_warmup(tmp_path):
     warmup, trained = history[0], history[-1]
     assert "Loss/value" not in warmup and "Perf/imagination_fps" not in warmup
     assert "System Dynamics/total_loss" in warmup, "the world model trains during the warm-up"
-    for key in ("Loss/value", "Loss/surrogate", "Perf/imagination_fps", "Model Based/epistemic_uncertainty",
-                "Model Based/per_step_reward_sum_imagination", "Model Based/per_step_reward_sum_real",
-                "Model Based/per_step_reward_imagination/track_lin_vel_xy_exp"):
+    for key in (
+        "Loss/value",
+        "Loss/surrogate",
+        "Perf/imagination_fps",
+        "Model Based/epistemic_uncertainty",
+        "Model Based/per_step_reward_sum_imagination",
+        "Model Based/per_step_reward_sum_real",
+        "Model Based/per_step_reward_imagination/track_lin_vel_xy_exp",
+    ):
         assert key in trained, key
         assert torch.isfinite(torch.tensor(trained[key])), key
     assert step.env.started
@@ -62,8 +69,9 @@ def test_finetune_trains_the_policy_in_imagination_after_the_warmup(tmp_path):
 
 
 def test_imagined_episodes_start_spread_over_the_episode_like_the_real_ones(tmp_path):
-    runner = _runner(tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0",
-                     "runner.init_at_random_ep_len=true")
+    runner = _runner(
+        tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0", "runner.init_at_random_ep_len=true"
+    )
     ctx = IterationContext(iteration=0)
     for step in runner.steps[:-1]:
         step.run(ctx)
@@ -85,8 +93,9 @@ def test_warmup_iterations_skip_the_policy_update_and_leave_the_storage_empty(tm
 
 
 def test_imagination_waits_for_a_full_window_in_the_replay_buffer(tmp_path):
-    runner = _runner(tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0",
-                     "world_model.history_horizon=6")
+    runner = _runner(
+        tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0", "world_model.history_horizon=6"
+    )
     ctx = IterationContext(iteration=0)
     for step in runner.steps[:-1]:  # 4 real steps < the 6-entry window
         step.run(ctx)
@@ -95,8 +104,9 @@ def test_imagination_waits_for_a_full_window_in_the_replay_buffer(tmp_path):
 
 
 def test_real_data_share_widens_the_storage_with_real_transitions(tmp_path):
-    runner = _runner(tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0",
-                     "imagination.real_data_share=0.6")
+    runner = _runner(
+        tmp_path, "ppo.num_steps_per_env=4", "imagination.warmup_iterations=0", "imagination.real_data_share=0.6"
+    )
     n, real_envs = runner.plan.imagination.num_envs, runner.env.num_envs
     slots = real_data_slots(0.6, n)
     assert slots == 12
@@ -113,8 +123,9 @@ def test_real_data_share_widens_the_storage_with_real_transitions(tmp_path):
     real = slice(n, n + slots)
     assert torch.equal(storage.actions[:, real], torch.stack([t.actions[columns] for t in ctx.rollout]))
     assert torch.equal(storage.rewards[:, real, 0], torch.stack([t.rewards[columns] for t in ctx.rollout]))
-    assert torch.equal(storage.observations["policy"][:, real],
-                       torch.stack([t.obs["policy"][columns] for t in ctx.rollout]))
+    assert torch.equal(
+        storage.observations["policy"][:, real], torch.stack([t.obs["policy"][columns] for t in ctx.rollout])
+    )
     # their log-probs are the current policy's for the actions the real env took
     alg = runner.alg
     with torch.inference_mode():
@@ -128,8 +139,11 @@ def test_real_data_share_widens_the_storage_with_real_transitions(tmp_path):
 
 
 def test_real_data_share_needs_matching_step_counts(tmp_path):
-    with pytest.raises(ValueError, match=r"imagination\.steps_per_iteration \(4\) must equal ppo\.num_steps_per_env "
-                                         r"\(24\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"imagination\.steps_per_iteration \(4\) must equal ppo\.num_steps_per_env "
+        r"\(24\)",
+    ):
         _runner(tmp_path, "imagination.real_data_share=0.5")
 
 

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.isaaclab
 
 if importlib.util.find_spec("isaaclab") is None or importlib.util.find_spec("isaaclab_tasks") is None:
     # `./dev test` installs them; a bare `pytest` without them must say so rather than pass silently
-    raise ModuleNotFoundError("Isaac Lab 3.0 config classes are not installed: run "
-                              "`bash scripts/install_isaaclab_configs.sh` (or use `./dev test`)")
+    raise ModuleNotFoundError(
+        "Isaac Lab 3.0 config classes are not installed: run "
+        "`bash scripts/install_isaaclab_configs.sh` (or use `./dev test`)"
+    )
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # rsl_rl imports git at import time
 
@@ -54,7 +56,7 @@ ANYMAL_D_BODIES = tuple(b.get("name") for b in ET.parse(ROOT / "plugins/anymal_d
 #: Dotted to_dict paths allowed to differ from Isaac Lab's env config, with the reason.
 INTENDED_DIFFERENCES = {
     "seed": "the spec's experiment.seed (Isaac Lab leaves it None and its train script copies the runner's seed, "
-            "checked in test_seed_is_the_runner_seed)",
+    "checked in test_seed_is_the_runner_seed)",
     "sim.device": "the spec's backend.device; Isaac Lab's launcher overrides its 'cuda:0' from the command line",
     "sim.physics": "a concrete preset instead of Isaac Lab's preset table (checked in test_physics_is_the_preset)",
     "scene.sky_light": "a dome light whose HDR texture is on the Isaac Sim asset server; nothing renders headless",
@@ -122,14 +124,20 @@ def differences(ours: object, theirs: object, path: str = "", skip: dict[str, st
                 found += differences(ours[key], theirs[key], sub, skip)
         return found
     if isinstance(ours, tuple) and isinstance(theirs, tuple) and len(ours) == len(theirs):
-        return [d for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
-                for d in differences(a, b, f"{path}[{i}]", skip)]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            for d in differences(a, b, f"{path}[{i}]", skip)
+        ]
     return [] if ours == theirs else [f"{path}: rwmspec {ours!r:.120} != Isaac Lab {theirs!r:.120}"]
 
 
 def assert_same(ours: object, theirs: object, what: str, skip: dict[str, str] | None = None) -> None:
-    found = differences(_normalise(to_dict(ours) if not isinstance(ours, dict) else ours),
-                        _normalise(to_dict(theirs) if not isinstance(theirs, dict) else theirs), skip=skip)
+    found = differences(
+        _normalise(to_dict(ours) if not isinstance(ours, dict) else ours),
+        _normalise(to_dict(theirs) if not isinstance(theirs, dict) else theirs),
+        skip=skip,
+    )
     assert not found, f"{what} differs from Isaac Lab's in {len(found)} field(s):\n  " + "\n  ".join(found)
 
 
@@ -179,8 +187,15 @@ def test_whole_env_config_matches_isaac_lab(ours, theirs):
 
 
 def test_timing_matches(ours, theirs):
-    for field in ("sim.dt", "decimation", "episode_length_s", "sim.render_interval", "scene.num_envs",
-                  "scene.env_spacing", "is_finite_horizon"):
+    for field in (
+        "sim.dt",
+        "decimation",
+        "episode_length_s",
+        "sim.render_interval",
+        "scene.num_envs",
+        "scene.env_spacing",
+        "is_finite_horizon",
+    ):
         mine, isaac = ours, theirs
         for part in field.split("."):
             mine, isaac = getattr(mine, part), getattr(isaac, part)
@@ -192,8 +207,9 @@ def test_observation_terms_in_order(ours, theirs):
         return [(name, to_dict(t)) for name, t in group.__dict__.items() if hasattr(t, "func")]
 
     assert [n for n, _ in terms(ours.observations.policy)] == [n for n, _ in terms(theirs.observations.policy)]
-    for (name, mine), (_, isaac) in zip(terms(ours.observations.policy), terms(theirs.observations.policy),
-                                        strict=True):
+    for (name, mine), (_, isaac) in zip(
+        terms(ours.observations.policy), terms(theirs.observations.policy), strict=True
+    ):
         for key in ("func", "params", "noise", "clip", "scale", "history_length"):
             assert mine[key] == isaac[key], f"observations.policy.{name}.{key}: {mine[key]!r} != {isaac[key]!r}"
     assert ours.observations.policy.enable_corruption and ours.observations.policy.concatenate_terms
@@ -206,8 +222,10 @@ def test_manager_section_matches(ours, theirs, section):
 
 
 def test_contact_terms_select_the_group_bodies(ours):
-    expected = {"feet_air_time": ("LF_FOOT", "LH_FOOT", "RF_FOOT", "RH_FOOT"),
-                "undesired_contacts": ("LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH")}
+    expected = {
+        "feet_air_time": ("LF_FOOT", "LH_FOOT", "RF_FOOT", "RH_FOOT"),
+        "undesired_contacts": ("LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH"),
+    }
     for name, bodies in expected.items():
         entity = getattr(ours.rewards, name).params["sensor_cfg"]
         assert entity.name == "contact_forces"
@@ -267,15 +285,19 @@ def test_pretrain_has_the_system_groups():
     il_obs = "isaaclab.envs.mdp.observations"
     contact = "rwmspec_plugins.isaaclab.mdp:body_contact"
     expected = {
-        "system_state": [("base_lin_vel", f"{il_obs}:base_lin_vel", None),
-                         ("base_ang_vel", f"{il_obs}:base_ang_vel", None),
-                         ("projected_gravity", f"{il_obs}:projected_gravity", None),
-                         ("joint_pos", f"{il_obs}:joint_pos_rel", None),
-                         ("joint_vel", f"{il_obs}:joint_vel_rel", None),
-                         ("joint_torque", f"{il_obs}:joint_effort", None)],
+        "system_state": [
+            ("base_lin_vel", f"{il_obs}:base_lin_vel", None),
+            ("base_ang_vel", f"{il_obs}:base_ang_vel", None),
+            ("projected_gravity", f"{il_obs}:projected_gravity", None),
+            ("joint_pos", f"{il_obs}:joint_pos_rel", None),
+            ("joint_vel", f"{il_obs}:joint_vel_rel", None),
+            ("joint_torque", f"{il_obs}:joint_effort", None),
+        ],
         "system_action": [("last_action", f"{il_obs}:last_action", None)],
-        "system_contact": [("thigh_contact", contact, ("LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH")),
-                           ("foot_contact", contact, ("LF_FOOT", "LH_FOOT", "RF_FOOT", "RH_FOOT"))],
+        "system_contact": [
+            ("thigh_contact", contact, ("LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH")),
+            ("foot_contact", contact, ("LF_FOOT", "LH_FOOT", "RF_FOOT", "RH_FOOT")),
+        ],
         "system_termination": [("base_contact", contact, ("base",))],
     }
     for group_name, terms in expected.items():
@@ -292,8 +314,11 @@ def test_pretrain_has_the_system_groups():
                 assert _selected_bodies(term.params["sensor_cfg"].body_names, where) == bodies
     assert observations.policy.enable_corruption
     rewards = artifacts.objects["env_cfg"].rewards
-    assert to_dict(rewards.stand_still) == {"func": "rwmspec_plugins.isaaclab.mdp:stand_still", "weight": -1.0,
-                                            "params": {"threshold": 0.05, "command_name": "base_velocity"}}
+    assert to_dict(rewards.stand_still) == {
+        "func": "rwmspec_plugins.isaaclab.mdp:stand_still",
+        "weight": -1.0,
+        "params": {"threshold": 0.05, "command_name": "base_velocity"},
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -305,9 +330,10 @@ def _with_backend(plan, **options):
 
 def test_options_pick_terrain_physics_and_spacing(init):
     plan, registry, _ = init
-    env = compile_plan_to_isaaclab(_with_backend(plan, terrain="random_rough", physics="newton_kamino",
-                                                 env_spacing=3.0, contact_history=4),
-                                   registry).objects["env_cfg"]
+    env = compile_plan_to_isaaclab(
+        _with_backend(plan, terrain="random_rough", physics="newton_kamino", env_spacing=3.0, contact_history=4),
+        registry,
+    ).objects["env_cfg"]
     generator = env.scene.terrain.terrain_generator
     assert env.scene.terrain.terrain_type == "generator"
     assert list(generator.sub_terrains) == ["random_rough"]
@@ -327,8 +353,10 @@ def test_bad_options_name_the_key(init):
 
 def test_a_param_isaac_lab_hard_codes_must_keep_its_value(init):
     plan, registry, _ = init
-    rewards = tuple(attrs.evolve(r, params={**r.params, "command_threshold": 0.2}) if r.kind == "feet_air_time"
-                    else r for r in plan.rewards)
+    rewards = tuple(
+        attrs.evolve(r, params={**r.params, "command_threshold": 0.2}) if r.kind == "feet_air_time" else r
+        for r in plan.rewards
+    )
     with pytest.raises(SpecError, match=r"command_threshold = 0\.1 \(the spec sets 0\.2\)") as info:
         compile_plan_to_isaaclab(attrs.evolve(plan, rewards=rewards), registry)
     assert info.value.diagnostics[0].path == ("rewards", "feet_air_time", "command_threshold")
@@ -369,8 +397,7 @@ def test_stand_still_counts_deviation_only_while_standing():
     default = torch.zeros(2, 3)
     robot = SimpleNamespace(data=_Data(joint_pos=joint_pos, default_joint_pos=default))
     command = torch.tensor([[0.0, 0.0, 0.01], [0.5, 0.0, 0.0]])
-    env = SimpleNamespace(scene={"robot": robot},
-                          command_manager=SimpleNamespace(get_command=lambda name: command))
+    env = SimpleNamespace(scene={"robot": robot}, command_manager=SimpleNamespace(get_command=lambda name: command))
     from isaaclab.managers import SceneEntityCfg
 
     value = mdp.stand_still(env, "base_velocity", 0.05, SceneEntityCfg("robot", joint_ids=slice(None)))
@@ -390,8 +417,10 @@ def test_body_contact_is_the_peak_force_over_the_history():
 
 
 def test_plugin_module_stays_light():
-    code = ("import sys, rwmspec_plugins.isaaclab.plugin, rwmspec_plugins.isaaclab.env, "
-            "rwmspec_plugins.isaaclab.compile, rwmspec_plugins.isaaclab.robots; "
-            "print(sorted(m for m in ('torch', 'isaaclab', 'warp', 'rsl_rl') if m in sys.modules))")
+    code = (
+        "import sys, rwmspec_plugins.isaaclab.plugin, rwmspec_plugins.isaaclab.env, "
+        "rwmspec_plugins.isaaclab.compile, rwmspec_plugins.isaaclab.robots; "
+        "print(sorted(m for m in ('torch', 'isaaclab', 'warp', 'rsl_rl') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -36,13 +36,17 @@ def test_import_rwmspec_is_light():
 def test_validate_of_every_spec_is_light():
     specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.toml"))
     assert specs
-    body = ("from rwmspec.cli import main\n"
-            f"code = main(['validate', '--output-format', 'json', *{specs!r}])\n"
-            "assert code == 0, code")
+    body = (
+        "from rwmspec.cli import main\n"
+        f"code = main(['validate', '--output-format', 'json', *{specs!r}])\n"
+        "assert code == 0, code"
+    )
     assert imported_heavy(body) == []
 
 
-@pytest.mark.parametrize("command", [["list", "backends"], ["plugins"], ["schema"], ["show", "specs/anymal_d_init.toml"]])
+@pytest.mark.parametrize(
+    "command", [["list", "backends"], ["plugins"], ["schema"], ["show", "specs/anymal_d_init.toml"]]
+)
 def test_other_spec_commands_are_light(command):
     body = f"from rwmspec.cli import main\nmain({command!r})"
     assert imported_heavy(body) == []

@@ -30,6 +30,8 @@ def test_every_package_folder_is_listed():
 def test_every_builtin_plugin_is_an_entry_point():
     eps = PYPROJECT["project"]["entry-points"]["rwmspec"]
     plugin_dirs = {p.parent.name for p in (ROOT / "plugins").glob("*/plugin.py")}
-    assert plugin_dirs == set(eps), "each plugins/<name>/plugin.py must be registered under [project.entry-points.rwmspec]"
+    assert plugin_dirs == set(eps), (
+        "each plugins/<name>/plugin.py must be registered under [project.entry-points.rwmspec]"
+    )
     for name, target in eps.items():
         assert target == f"rwmspec_plugins.{name}.plugin"

@@ -20,7 +20,7 @@ from rwmspec.types import RobotDef
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FAKEBOT = '''
+FAKEBOT = """
 from rwmspec import hookimpl
 from rwmspec.types import ActuatorDef, ContactGroup, RobotDef, StateBlock
 
@@ -40,11 +40,11 @@ FAKEBOT = RobotDef(
 @hookimpl
 def rwmspec_robots():
     yield FAKEBOT
-'''
+"""
 
 BROKEN = "import fakebot_missing_dependency  # noqa: F401\n"
 
-DUPE = '''
+DUPE = """
 from rwmspec import hookimpl
 from rwmspec_plugins.anymal_d.plugin import ANYMAL_D
 
@@ -52,7 +52,7 @@ from rwmspec_plugins.anymal_d.plugin import ANYMAL_D
 @hookimpl
 def rwmspec_robots():
     yield ANYMAL_D
-'''
+"""
 
 
 @pytest.fixture
@@ -61,12 +61,14 @@ def installed(tmp_path, monkeypatch):
     dist = tmp_path / "fakebot_robots-1.2.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakebot-robots\nVersion: 1.2.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""\
         [rwmspec]
         fakebot = fakebot_plugin
         broken = fakebot_broken
         dupe = fakebot_dupe
-    """))
+    """)
+    )
     (tmp_path / "fakebot_plugin.py").write_text(FAKEBOT)
     (tmp_path / "fakebot_broken.py").write_text(BROKEN)
     (tmp_path / "fakebot_dupe.py").write_text(DUPE)
@@ -81,16 +83,22 @@ def test_third_party_robot_is_registered_with_its_distribution(installed):
     registry = build_registry()
     assert "fakebot" in registry.robots
     info = next(p for p in registry.plugins if p.name == "fakebot")
-    assert (info.distribution, info.version, info.hooks, info.error) == ("fakebot-robots", "1.2.0",
-                                                                         ("rwmspec_robots",), None)
+    assert (info.distribution, info.version, info.hooks, info.error) == (
+        "fakebot-robots",
+        "1.2.0",
+        ("rwmspec_robots",),
+        None,
+    )
     assert registry.providers[("robots", "fakebot")] == "fakebot (fakebot-robots 1.2.0)"
 
 
 def test_import_failure_is_rwm301_with_root_cause_and_the_others_keep_working(installed):
     registry = build_registry()
     (problem,) = [p for p in registry.problems if p.code == "RWM301"]
-    assert problem.message == ("plugin entry point 'broken = fakebot_broken' (fakebot-robots 1.2.0) failed to "
-                               "import: ModuleNotFoundError: No module named 'fakebot_missing_dependency'")
+    assert problem.message == (
+        "plugin entry point 'broken = fakebot_broken' (fakebot-robots 1.2.0) failed to "
+        "import: ModuleNotFoundError: No module named 'fakebot_missing_dependency'"
+    )
     assert next(p for p in registry.plugins if p.name == "broken").error.startswith("ModuleNotFoundError")
     assert {"anymal_d", "fakebot"} <= set(registry.robots)
     assert registry.term_kinds  # the built-in plugins still load
@@ -99,8 +107,11 @@ def test_import_failure_is_rwm301_with_root_cause_and_the_others_keep_working(in
 def test_conflict_is_rwm305_naming_both_providers(installed):
     registry = build_registry()
     (problem,) = [p for p in registry.problems if p.code == "RWM305"]
-    assert re.fullmatch(r"robot 'anymal_d' is provided by two plugins: anymal_d \(rwmspec \S+\) and "
-                        r"dupe \(fakebot-robots 1\.2\.0\)", problem.message)
+    assert re.fullmatch(
+        r"robot 'anymal_d' is provided by two plugins: anymal_d \(rwmspec \S+\) and "
+        r"dupe \(fakebot-robots 1\.2\.0\)",
+        problem.message,
+    )
     assert "RWMSPEC_DISABLE_PLUGINS" in problem.hint
     assert registry.providers[("robots", "anymal_d")].startswith("anymal_d (rwmspec")
 
@@ -115,9 +126,10 @@ def test_disabled_plugins_are_not_loaded(installed, monkeypatch):
 
 def test_a_spec_can_use_the_third_party_robot(installed, tmp_path):
     spec = tmp_path / "fakebot.toml"
-    spec.write_text(textwrap.dedent(f"""\
+    spec.write_text(
+        textwrap.dedent(f"""\
         [experiment]
-        extends = "{(ROOT / 'tests/specs/valid/init_minimal.toml').as_posix()}"
+        extends = "{(ROOT / "tests/specs/valid/init_minimal.toml").as_posix()}"
         name = "fakebot_flat"
 
         [robot]
@@ -126,7 +138,8 @@ def test_a_spec_can_use_the_third_party_robot(installed, tmp_path):
         [rewards.undesired_contacts]
         weight = -1.0
         bodies = "thighs"
-    """))
+    """)
+    )
     result = load_and_compile(spec, registry=build_registry())
     assert [d.code for d in result.diagnostics] == ["RWM212"]  # fakebot has no thighs group
     assert "fakebot" in result.diagnostics[0].message
@@ -150,15 +163,16 @@ def test_hook_that_raises_is_rwm303():
     def rwmspec_robots():
         raise ValueError("robot table is corrupt")
 
-    registry = build_registry([("raiser", _module("raiser", rwmspec_robots=rwmspec_robots))],
-                              load_entry_points=False)
+    registry = build_registry([("raiser", _module("raiser", rwmspec_robots=rwmspec_robots))], load_entry_points=False)
     assert [(p.code, p.message) for p in registry.problems] == [
-        ("RWM303", "plugin raiser (inline -) raised in rwmspec_robots(): ValueError: robot table is corrupt")]
+        ("RWM303", "plugin raiser (inline -) raised in rwmspec_robots(): ValueError: robot table is corrupt")
+    ]
 
 
 def test_wrong_record_type_is_rwm304():
-    registry = build_registry([("wrong", _module("wrong", rwmspec_robots=lambda: [{"name": "dict"}]))],
-                              load_entry_points=False)
+    registry = build_registry(
+        [("wrong", _module("wrong", rwmspec_robots=lambda: [{"name": "dict"}]))], load_entry_points=False
+    )
     assert [p.code for p in registry.problems] == ["RWM304"]
     assert "returned dict from rwmspec_robots(), expected RobotDef" in registry.problems[0].message
 
@@ -190,8 +204,9 @@ def test_records_are_kept_in_typed_tables():
 # ----------------------------------------------------------------------------------------------------------------------
 def test_every_hook_is_documented_with_its_signature():
     doc = (ROOT / "docs/plugins.md").read_text(encoding="utf-8")
-    hooks = [(name, fn) for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-             if name.startswith("rwmspec_")]
+    hooks = [
+        (name, fn) for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("rwmspec_")
+    ]
     assert hooks
     for name, fn in hooks:
         params = ", ".join(inspect.signature(fn).parameters)

@@ -59,8 +59,9 @@ def test_interrupted_pointer_write_keeps_the_old_pointer(run_copy, monkeypatch):
 def test_damaged_checkpoint_names_the_file_and_the_previous_good_one(run_copy, damage):
     path = run_copy / "model_2.pt"
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00not a checkpoint" * 50,
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"\x00not a checkpoint" * 50, "empty": b""}[damage]
+    )
     with pytest.raises(SpecError) as err:
         checkpoints.load_checkpoint(checkpoints.resolve_checkpoint(run_copy))
     (diag,) = err.value.diagnostics

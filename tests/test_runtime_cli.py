@@ -18,8 +18,14 @@ TINY = "specs/overlays/tiny.toml"
 def rwmspec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # one intra-op thread: the tiny networks gain nothing from more, and the CPU is shared
     full_env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "rwmspec", *map(str, args)], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rwmspec", *map(str, args)],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +44,16 @@ def test_run_writes_a_complete_run_directory(trained):
     assert f"run directory: {run}" in done.stdout
     assert f"--resume {run}" in done.stdout
     assert "it 2/2" in done.stdout  # compact console when stdout is not a terminal
-    for name in ("plan.json", "resolved.toml", "run.json", "metrics.jsonl", "model_1.pt", "model_2.pt", "latest",
-                 "learning_curve.png"):
+    for name in (
+        "plan.json",
+        "resolved.toml",
+        "run.json",
+        "metrics.jsonl",
+        "model_1.pt",
+        "model_2.pt",
+        "latest",
+        "learning_curve.png",
+    ):
         assert (run / name).is_file(), name
     assert list(run.glob("events.out.tfevents.*"))
     assert (run / "latest").read_text().strip() == "model_2.pt"
@@ -83,8 +97,7 @@ def test_play_writes_an_mp4_tracking_the_robot(trained, tmp_path):
 def test_play_without_an_opengl_backend_names_the_setup_script(trained, tmp_path):
     _, run = trained
     # glfw needs a display; with none the renderer cannot start
-    done = rwmspec("play", run, "--video", tmp_path / "x.mp4", "--steps", "2", env={"MUJOCO_GL": "glfw",
-                                                                                   "DISPLAY": ""})
+    done = rwmspec("play", run, "--video", tmp_path / "x.mp4", "--steps", "2", env={"MUJOCO_GL": "glfw", "DISPLAY": ""})
     assert done.returncode == 1
     assert "RWM507" in done.stderr and "bash scripts/setup_render.sh" in done.stderr
     assert "Traceback" not in done.stderr

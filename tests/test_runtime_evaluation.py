@@ -19,8 +19,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return train(TrainRequest(spec=SPEC, overlays=(TINY,), runs_dir=tmp_path_factory.mktemp("runs"),
-                              max_iterations=1, console="compact"), log=lambda _: None)
+    return train(
+        TrainRequest(
+            spec=SPEC, overlays=(TINY,), runs_dir=tmp_path_factory.mktemp("runs"), max_iterations=1, console="compact"
+        ),
+        log=lambda _: None,
+    )
 
 
 def test_tracking_is_the_mean_unweighted_term_value(run, monkeypatch):
@@ -66,8 +70,10 @@ class _ScriptedEnv:
     def get_observations(self):
         from tensordict import TensorDict
 
-        return TensorDict({g: torch.zeros(self.num_envs, grp.dim) for g, grp in self.plan.observations.items()},
-                          batch_size=[self.num_envs])
+        return TensorDict(
+            {g: torch.zeros(self.num_envs, grp.dim) for g, grp in self.plan.observations.items()},
+            batch_size=[self.num_envs],
+        )
 
     def step(self, actions):
         self.episode_length_buf += 1

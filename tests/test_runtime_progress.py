@@ -8,16 +8,26 @@ import pytest
 
 from rwmspec_runtime.progress import Progress
 
-METRICS = {"Train/mean_reward": 12.5, "Train/mean_episode_length": 345.0, "Train/mean_step_reward": 0.0125,
-           "Loss/value": 0.25, "Loss/surrogate": -0.01, "Loss/entropy": 17.0, "Loss/learning_rate": 1e-3,
-           "Policy/mean_std": 0.8, "Perf/total_fps": 12345.0, "Perf/collection_time": 1.5,
-           "Perf/learning_time": 0.5, "Perf/iteration_time": 2.0, "Episode_Reward/track_lin_vel_xy_exp": 0.61,
-           "Episode_Termination/base_contact": 3.0}
+METRICS = {
+    "Train/mean_reward": 12.5,
+    "Train/mean_episode_length": 345.0,
+    "Train/mean_step_reward": 0.0125,
+    "Loss/value": 0.25,
+    "Loss/surrogate": -0.01,
+    "Loss/entropy": 17.0,
+    "Loss/learning_rate": 1e-3,
+    "Policy/mean_std": 0.8,
+    "Perf/total_fps": 12345.0,
+    "Perf/collection_time": 1.5,
+    "Perf/learning_time": 0.5,
+    "Perf/iteration_time": 2.0,
+    "Episode_Reward/track_lin_vel_xy_exp": 0.61,
+    "Episode_Termination/base_contact": 3.0,
+}
 
 
 def _progress(mode: str, out: io.StringIO) -> Progress:
-    return Progress(mode, total_iterations=10, start_iteration=4, steps_per_iteration=1000, run_name="x_init",
-                    file=out)
+    return Progress(mode, total_iterations=10, start_iteration=4, steps_per_iteration=1000, run_name="x_init", file=out)
 
 
 def test_full_block_has_the_rsl_rl_fields():
@@ -25,10 +35,19 @@ def test_full_block_has_the_rsl_rl_fields():
     _progress("full", out).update(5, METRICS)
     text = out.getvalue()
     assert "Learning iteration 5/10" in text
-    for label in ("Steps per second: 12,345", "Collection time: 1.500s", "Learning time: 0.500s",
-                  "Mean value loss: 0.2500", "Mean reward: 12.50", "Mean episode length: 345.0",
-                  "Mean action std: 0.800", "Episode_Reward/track_lin_vel_xy_exp: 0.6100", "Time elapsed:", "ETA:",
-                  "Total steps: 1,000"):
+    for label in (
+        "Steps per second: 12,345",
+        "Collection time: 1.500s",
+        "Learning time: 0.500s",
+        "Mean value loss: 0.2500",
+        "Mean reward: 12.50",
+        "Mean episode length: 345.0",
+        "Mean action std: 0.800",
+        "Episode_Reward/track_lin_vel_xy_exp: 0.6100",
+        "Time elapsed:",
+        "ETA:",
+        "Total steps: 1,000",
+    ):
         assert label in text, label
 
 

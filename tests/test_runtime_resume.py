@@ -53,8 +53,12 @@ def test_resume_continues_to_the_total_and_loads_once(tmp_path, count_loads, cap
     assert first.run_record()["status"] == "finished"
     capsys.readouterr()
 
-    resumed = train(TrainRequest(spec=SPEC, overlays=(TINY,), runs_dir=tmp_path, resume="latest", max_iterations=4,
-                                 console="compact"), log=print)
+    resumed = train(
+        TrainRequest(
+            spec=SPEC, overlays=(TINY,), runs_dir=tmp_path, resume="latest", max_iterations=4, console="compact"
+        ),
+        log=print,
+    )
     out = capsys.readouterr().out
     assert resumed.path == first.path
     assert count_loads == [str(first.file("model_2.pt"))], "the checkpoint must be loaded exactly once"
@@ -67,8 +71,10 @@ def test_resume_continues_to_the_total_and_loads_once(tmp_path, count_loads, cap
 
     # the plan changed: refused, naming what differs
     with pytest.raises(SpecError) as err:
-        train(TrainRequest(spec=SPEC, overlays=(TINY,), runs_dir=tmp_path, resume="latest",
-                           sets=("ppo.gamma=0.9",)), log=_quiet)
+        train(
+            TrainRequest(spec=SPEC, overlays=(TINY,), runs_dir=tmp_path, resume="latest", sets=("ppo.gamma=0.9",)),
+            log=_quiet,
+        )
     (diag,) = err.value.diagnostics
     assert diag.code == "RWM505" and "ppo.gamma: 0.99 -> 0.9" in diag.message
 
@@ -78,8 +84,7 @@ def test_run_dir_starts_then_continues(tmp_path, count_loads):
     request = TrainRequest(spec=SPEC, overlays=(TINY,), run_dir=run_dir, max_iterations=1, console="compact")
     train(request, log=_quiet)
     assert RunDir(run_dir).completed_iterations == 1 and count_loads == []
-    train(TrainRequest(spec=SPEC, overlays=(TINY,), run_dir=run_dir, max_iterations=2, console="compact"),
-          log=_quiet)
+    train(TrainRequest(spec=SPEC, overlays=(TINY,), run_dir=run_dir, max_iterations=2, console="compact"), log=_quiet)
     assert RunDir(run_dir).completed_iterations == 2
     assert count_loads == [str(run_dir / "model_1.pt")]
     assert _iterations(RunDir(run_dir)) == [1, 2]
@@ -102,8 +107,17 @@ def test_same_seed_same_first_iteration_on_the_real_backend(tmp_path):
     """Seeded runs of the embedded backend on the CPU agree to the last bit; another seed differs."""
 
     def first(seed: int, name: str) -> dict:
-        run = train(TrainRequest(spec=SPEC, overlays=(TINY,), run_dir=tmp_path / name, max_iterations=1,
-                                 sets=(f"experiment.seed={seed}",), console="compact"), log=_quiet)
+        run = train(
+            TrainRequest(
+                spec=SPEC,
+                overlays=(TINY,),
+                run_dir=tmp_path / name,
+                max_iterations=1,
+                sets=(f"experiment.seed={seed}",),
+                console="compact",
+            ),
+            log=_quiet,
+        )
         return json.loads(run.file("metrics.jsonl").read_text().splitlines()[0])
 
     a, b, c = first(5, "a"), first(5, "b"), first(6, "c")

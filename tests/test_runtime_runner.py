@@ -47,31 +47,51 @@ torch.set_num_threads(1)
 
 
 def _group(name: str, dim: int) -> ObservationGroupPlan:
-    return ObservationGroupPlan(name=name, dim=dim,
-                                terms=(ObservationTermPlan(name="state", kind="dummy", dim=dim, start=0),))
+    return ObservationGroupPlan(
+        name=name, dim=dim, terms=(ObservationTermPlan(name="state", kind="dummy", dim=dim, start=0),)
+    )
 
 
-def make_plan(*, max_iterations: int = 2, num_envs: int = 4, seed: int = 7, save_interval: int = 1,
-              steps: tuple[str, ...] = STAGE_STEPS["init"], **runner_kw) -> Plan:
+def make_plan(
+    *,
+    max_iterations: int = 2,
+    num_envs: int = 4,
+    seed: int = 7,
+    save_interval: int = 1,
+    steps: tuple[str, ...] = STAGE_STEPS["init"],
+    **runner_kw,
+) -> Plan:
     """A small init-stage plan for ``DummyEnv`` (2 mini-batches, 8 steps per env, tiny networks)."""
     return Plan(
-        schema_version=1, spec_file="/nonexistent/dummy.toml",
-        experiment=ExperimentSpec(name="dummy", stage="init", seed=seed), run_name="init",
-        robot=RobotPlan(name="dummy", joint_names=("a", "b", "c"), default_joint_pos=(0.0, 0.0, 0.0),
-                        base_body="base"),
-        sim=SimPlan(backend="dummy", num_envs=num_envs, device="cpu", physics_dt=0.01, decimation=2,
-                    episode_length_s=0.4),
-        commands=(), actions=(TermPlan(name="joint_pos", kind="joint_position", dim=ACTIONS),), events=(),
+        schema_version=1,
+        spec_file="/nonexistent/dummy.toml",
+        experiment=ExperimentSpec(name="dummy", stage="init", seed=seed),
+        run_name="init",
+        robot=RobotPlan(name="dummy", joint_names=("a", "b", "c"), default_joint_pos=(0.0, 0.0, 0.0), base_body="base"),
+        sim=SimPlan(
+            backend="dummy", num_envs=num_envs, device="cpu", physics_dt=0.01, decimation=2, episode_length_s=0.4
+        ),
+        commands=(),
+        actions=(TermPlan(name="joint_pos", kind="joint_position", dim=ACTIONS),),
+        events=(),
         terminations=(TermPlan(name="time_out", kind="time_out", mode="time_out"),),
         rewards=(TermPlan(name="track", kind="track_lin_vel_xy_exp", weight=1.0),),
         observations={"policy": _group("policy", POLICY_DIM), "critic": _group("critic", CRITIC_DIM)},
-        world_model=None, imagination=None,
+        world_model=None,
+        imagination=None,
         ppo=PpoSpec(num_steps_per_env=8, num_learning_epochs=2, num_mini_batches=2),
-        policy=PolicySpec(actor_hidden_dims=[16, 16], critic_hidden_dims=[16, 16], actor_observations=["policy"],
-                          critic_observations=["critic"]),
+        policy=PolicySpec(
+            actor_hidden_dims=[16, 16],
+            critic_hidden_dims=[16, 16],
+            actor_observations=["policy"],
+            critic_observations=["critic"],
+        ),
         runner=RunnerSpec(max_iterations=max_iterations, save_interval=save_interval, **runner_kw),
-        logging=LoggingSpec(writers=["tensorboard"], console="compact"), visualize=VisualizeSpec(),
-        quirks=UpstreamQuirksSpec(), steps=steps)
+        logging=LoggingSpec(writers=["tensorboard"], console="compact"),
+        visualize=VisualizeSpec(),
+        quirks=UpstreamQuirksSpec(),
+        steps=steps,
+    )
 
 
 class DummyEnv:
@@ -89,8 +109,10 @@ class DummyEnv:
         self._obs = self._sample()
 
     def _sample(self) -> TensorDict:
-        return TensorDict({"policy": torch.randn(self.num_envs, POLICY_DIM),
-                           "critic": torch.randn(self.num_envs, CRITIC_DIM)}, batch_size=[self.num_envs])
+        return TensorDict(
+            {"policy": torch.randn(self.num_envs, POLICY_DIM), "critic": torch.randn(self.num_envs, CRITIC_DIM)},
+            batch_size=[self.num_envs],
+        )
 
     def get_observations(self) -> TensorDict:
         return self._obs
@@ -129,8 +151,16 @@ def test_two_iterations_write_checkpoints_pointer_metrics_and_events(tmp_path):
     assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard event file missing"
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in lines] == [1, 2]
-    for tag in ("Loss/value", "Loss/surrogate", "Loss/entropy", "Policy/mean_std", "Perf/total_fps",
-                "Train/mean_step_reward", "Episode_Reward/track", "Episode/fell"):
+    for tag in (
+        "Loss/value",
+        "Loss/surrogate",
+        "Loss/entropy",
+        "Policy/mean_std",
+        "Perf/total_fps",
+        "Train/mean_step_reward",
+        "Episode_Reward/track",
+        "Episode/fell",
+    ):
         assert tag in lines[-1], tag
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     ckpt = checkpoints.load_checkpoint(tmp_path / "model_2.pt")
@@ -146,8 +176,14 @@ def test_tensorboard_tags(tmp_path):
     acc = EventAccumulator(str(tmp_path))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"Train/mean_reward", "Train/mean_episode_length", "Loss/value", "Perf/total_fps", "Policy/mean_std",
-            "Episode_Reward/track"} <= tags
+    assert {
+        "Train/mean_reward",
+        "Train/mean_episode_length",
+        "Loss/value",
+        "Perf/total_fps",
+        "Policy/mean_std",
+        "Episode_Reward/track",
+    } <= tags
     assert [e.step for e in acc.Scalars("Loss/value")] == [1, 2, 3]
 
 
@@ -215,8 +251,13 @@ def test_registered_step_runs_in_plan_order_and_owns_checkpoint_state(tmp_path, 
     assert runner.steps[1].seen == 2 * plan.ppo.num_steps_per_env
     ckpt = checkpoints.load_checkpoint(tmp_path / "model_2.pt")
     assert ckpt["count_state_dict"] == {"seen": 16}
-    resumed = Runner(attrs.evolve(plan, runner=attrs.evolve(plan.runner, max_iterations=3)), DummyEnv(), tmp_path,
-                     device="cpu", log=lambda _: None)
+    resumed = Runner(
+        attrs.evolve(plan, runner=attrs.evolve(plan.runner, max_iterations=3)),
+        DummyEnv(),
+        tmp_path,
+        device="cpu",
+        log=lambda _: None,
+    )
     resumed.restore(ckpt)
     resumed.learn()
     assert resumed.steps[1].seen == 24 and resumed.iteration == 3
@@ -233,8 +274,7 @@ def test_policy_acts_without_filling_storage_when_the_plan_imagines(tmp_path):
 
     register_step("imagine", _Imagine)
     try:
-        runner = Runner(make_plan(steps=("collect", "imagine")), DummyEnv(), tmp_path, device="cpu",
-                        log=lambda _: None)
+        runner = Runner(make_plan(steps=("collect", "imagine")), DummyEnv(), tmp_path, device="cpu", log=lambda _: None)
         runner.learn()
         assert runner.alg.storage.step == 0
     finally:

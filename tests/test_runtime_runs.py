@@ -42,8 +42,13 @@ def _fake_run(root: Path, plan, when: datetime.datetime, with_checkpoint: bool =
     run = new_run_dir(root, plan, now=when)
     run.write_plan(plan)
     if with_checkpoint:
-        payload = {"actor_state_dict": {}, "critic_state_dict": {}, "optimizer_state_dict": {}, "iter": 1,
-                   "infos": None}
+        payload = {
+            "actor_state_dict": {},
+            "critic_state_dict": {},
+            "optimizer_state_dict": {},
+            "iter": 1,
+            "infos": None,
+        }
         checkpoints.save_checkpoint(payload, run.path, 1)
     return run
 
@@ -63,8 +68,11 @@ def test_run_names_order_and_latest(tmp_path, plan):
     newest_no_ckpt = _fake_run(tmp_path, plan, t + datetime.timedelta(hours=1), with_checkpoint=False)
     assert old.name == "2025-03-01_12-00-00_init" and same_second.name == "2025-03-01_12-00-00-2_init"
     (tmp_path / "anymal_d_flat" / "2025-03-02_00-00-00_pretrain").mkdir()  # another stage: not a run of this spec
-    assert [r.name for r in runs_of(tmp_path, "anymal_d_flat", "init")] == [newest_no_ckpt.name, same_second.name,
-                                                                             old.name]
+    assert [r.name for r in runs_of(tmp_path, "anymal_d_flat", "init")] == [
+        newest_no_ckpt.name,
+        same_second.name,
+        old.name,
+    ]
     assert latest_run(tmp_path, "anymal_d_flat", "init").name == same_second.name
     assert locate_run(tmp_path, "anymal_d_flat", old.name).path == old.path
     with pytest.raises(SpecError) as err:
@@ -73,8 +81,11 @@ def test_run_names_order_and_latest(tmp_path, plan):
 
 
 def test_plan_differences_ignore_what_may_change_on_resume(plan, tmp_path):
-    longer = attrs.evolve(plan, runner=attrs.evolve(plan.runner, max_iterations=99, save_interval=7),
-                          sim=attrs.evolve(plan.sim, device="cuda:0"))
+    longer = attrs.evolve(
+        plan,
+        runner=attrs.evolve(plan.runner, max_iterations=99, save_interval=7),
+        sim=attrs.evolve(plan.sim, device="cuda:0"),
+    )
     assert plan_differences(plan_to_dict(plan), plan_to_dict(longer)) == []
     other = attrs.evolve(plan, policy=attrs.evolve(plan.policy, actor_hidden_dims=[32]))
     assert plan_differences(plan_to_dict(plan), plan_to_dict(other)) == ["policy.actor_hidden_dims: [16] -> [32]"]
@@ -98,12 +109,14 @@ def test_reference_resolves_latest_run_and_checkpoint(tmp_path, plan):
     newer = _fake_run(tmp_path, plan, datetime.datetime(2025, 1, 2))
     path = resolve_reference("runner.policy_from", RunRefPlan(spec=str(SPEC)), plan, root=tmp_path)
     assert path == newer.file("model_1.pt")
-    named = resolve_reference("runner.policy_from", RunRefPlan(spec=str(SPEC), run=newer.name,
-                                                               checkpoint="model_1.pt"), plan, root=tmp_path)
+    named = resolve_reference(
+        "runner.policy_from", RunRefPlan(spec=str(SPEC), run=newer.name, checkpoint="model_1.pt"), plan, root=tmp_path
+    )
     assert named == path
     with pytest.raises(SpecError, match="RWM502|does not exist"):
-        resolve_reference("runner.policy_from", RunRefPlan(spec=str(SPEC), checkpoint="model_9.pt"), plan,
-                          root=tmp_path)
+        resolve_reference(
+            "runner.policy_from", RunRefPlan(spec=str(SPEC), checkpoint="model_9.pt"), plan, root=tmp_path
+        )
     with pytest.raises(SpecError) as err:
         resolve_reference("runner.policy_from", RunRefPlan(spec=str(SPEC), run="nope"), plan, root=tmp_path)
     assert err.value.diagnostics[0].code == "RWM503" and newer.name in err.value.diagnostics[0].message

@@ -17,8 +17,25 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "specs/rwmspec.schema.json"
 SPECS = sorted((ROOT / "specs").rglob("*.toml"))
 #: what taplo understands (Draft 4), plus annotations
-KEYWORDS = {"$schema", "$ref", "title", "description", "default", "type", "properties", "additionalProperties",
-            "items", "additionalItems", "minItems", "maxItems", "enum", "anyOf", "allOf", "definitions", "x-taplo"}
+KEYWORDS = {
+    "$schema",
+    "$ref",
+    "title",
+    "description",
+    "default",
+    "type",
+    "properties",
+    "additionalProperties",
+    "items",
+    "additionalItems",
+    "minItems",
+    "maxItems",
+    "enum",
+    "anyOf",
+    "allOf",
+    "definitions",
+    "x-taplo",
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +70,23 @@ def test_schema_uses_only_draft_4_keywords(schema):
     walk(schema)
 
 
-@pytest.mark.parametrize("path", SPECS + sorted((ROOT / "tests/specs/valid").glob("*.toml")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", SPECS + sorted((ROOT / "tests/specs/valid").glob("*.toml")), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_schema_accepts_the_specs(schema, path):
-    errors = [f"{'.'.join(map(str, e.path))}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(tomli.loads(path.read_text()))]
+    errors = [
+        f"{'.'.join(map(str, e.path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(tomli.loads(path.read_text()))
+    ]
     assert errors == []
 
 
 def test_schema_rejects_unknown_keys_and_params(schema):
-    bad = {"ppo": {"gama": 0.9}, "rewards": {"feet_air_time": {"weight": 1.0, "threshhold": 0.5}},
-           "backend": {"num_envs": "many"}}
+    bad = {
+        "ppo": {"gama": 0.9},
+        "rewards": {"feet_air_time": {"weight": 1.0, "threshhold": 0.5}},
+        "backend": {"num_envs": "many"},
+    }
     messages = sorted(e.message for e in jsonschema.Draft7Validator(schema).iter_errors(bad))
     assert len(messages) == 3
     assert any("'gama' was unexpected" in m for m in messages)
@@ -77,7 +100,8 @@ def test_descriptions_come_from_the_model_and_the_plugins(schema):
     air = schema["definitions"]["reward.feet_air_time"]["properties"]
     assert "weight" in air and air["threshold"]["description"]
     assert schema["properties"]["rewards"]["properties"]["feet_air_time"] == {
-        "$ref": "#/definitions/reward.feet_air_time"}
+        "$ref": "#/definitions/reward.feet_air_time"
+    }
 
 
 def test_printed_schema_includes_other_plugins_and_the_committed_one_does_not():
@@ -93,13 +117,15 @@ def test_printed_schema_includes_other_plugins_and_the_committed_one_does_not():
     class Extra:
         @hookimpl
         def rwmspec_term_kinds(self):
-            yield TermKind(name="feet_slide", category="reward", description="Foot speed in contact.",
-                           params_type=SlideParams)
+            yield TermKind(
+                name="feet_slide", category="reward", description="Foot speed in contact.", params_type=SlideParams
+            )
 
     registry = build_registry([("extra", Extra())])
     full = build_schema(registry)
-    assert full["definitions"]["reward.feet_slide"]["properties"]["bodies"]["description"] == \
-        "Contact group of the feet."
+    assert (
+        full["definitions"]["reward.feet_slide"]["properties"]["bodies"]["description"] == "Contact group of the feet."
+    )
     assert "reward.feet_slide" not in build_schema(registry, builtin_only=True)["definitions"]
     assert build_schema(get_registry(), builtin_only=True) == json.loads(COMMITTED.read_text())
 

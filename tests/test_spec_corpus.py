@@ -49,8 +49,17 @@ def test_invalid_spec_diagnostics(path):
 
 def test_corpus_covers_every_case_named_in_the_issue():
     names = {p.stem for p in INVALID}
-    assert {"unknown_key", "wrong_type", "bad_reward_param", "unknown_term_kind", "missing_table", "cyclic_extends",
-            "broken_toml", "out_of_range", "bad_run_reference"} <= names
+    assert {
+        "unknown_key",
+        "wrong_type",
+        "bad_reward_param",
+        "unknown_term_kind",
+        "missing_table",
+        "cyclic_extends",
+        "broken_toml",
+        "out_of_range",
+        "bad_run_reference",
+    } <= names
     assert all(p.with_suffix(".expected").is_file() for p in INVALID)
 
 

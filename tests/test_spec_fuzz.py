@@ -34,15 +34,20 @@ for _path in VALID:
     BASE_RAWS.append(_raw)
 TEXTS = [p.read_text() for p in VALID]
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=True)
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 scalars = st.one_of(
-    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.text(max_size=12), st.sampled_from(["", "anymal_d", "feet", "base_velocity", "gru", "init"]),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.sampled_from(["", "anymal_d", "feet", "base_velocity", "gru", "init"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=6,
+)
 names = st.one_of(st.text(max_size=10), st.sampled_from(["weight", "kind", "params", "terms", "mode", "extends"]))
 
 
@@ -118,11 +123,11 @@ def edited_texts(draw):
     for _ in range(draw(st.integers(1, 3))):
         i = draw(st.integers(0, len(text)))
         j = draw(st.integers(i, min(len(text), i + 20)))
-        insert = draw(st.text(alphabet='[]{}="\'#.,\n 0-9aZ_\t\\', max_size=6))
+        insert = draw(st.text(alphabet="[]{}=\"'#.,\n 0-9aZ_\t\\", max_size=6))
         text = text[:i] + insert + text[j:]
-    return text.replace(
-        'extends = "init_minimal.toml"', f'extends = "{VALID[0].as_posix()}"').replace(
-        'extends = "pretrain_extends.toml"', f'extends = "{(VALID[0].parent / "pretrain_extends.toml").as_posix()}"')
+    return text.replace('extends = "init_minimal.toml"', f'extends = "{VALID[0].as_posix()}"').replace(
+        'extends = "pretrain_extends.toml"', f'extends = "{(VALID[0].parent / "pretrain_extends.toml").as_posix()}"'
+    )
 
 
 @FUZZ

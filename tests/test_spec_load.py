@@ -40,8 +40,9 @@ def codes(loaded):
 
 
 def base_chain(files):
-    files(**{
-        "base__flat.toml": f"""
+    files(
+        **{
+            "base__flat.toml": f"""
             [experiment]
             extends = "{MINIMAL.as_posix()}"
             seed = 1
@@ -51,7 +52,7 @@ def base_chain(files):
             [policy]
             actor_hidden_dims = [64, 64, 64]
         """,
-        "spec.toml": """
+            "spec.toml": """
             [experiment]
             extends = "base/flat.toml"
             name = "mine"
@@ -60,9 +61,10 @@ def base_chain(files):
             [policy]
             actor_hidden_dims = [32]
         """,
-        "o1.toml": "[ppo]\nlam = 0.8\nclip_param = 0.3\n",
-        "o2.toml": "[ppo]\nlam = 0.7\n",
-    })
+            "o1.toml": "[ppo]\nlam = 0.8\nclip_param = 0.3\n",
+            "o2.toml": "[ppo]\nlam = 0.7\n",
+        }
+    )
 
 
 def test_precedence_set_over_overlays_over_spec_over_extends_over_defaults(files):
@@ -70,14 +72,14 @@ def test_precedence_set_over_overlays_over_spec_over_extends_over_defaults(files
     loaded = load("spec.toml", ["o1.toml", "o2.toml"], ["ppo.clip_param=0.1"])
     assert loaded.diagnostics == []
     spec = loaded.spec
-    assert spec.experiment.name == "mine"            # spec over extends
-    assert spec.experiment.seed == 1                 # nearest base over the farther one (minimal has none: default)
-    assert spec.experiment.stage == "init"           # farthest base
-    assert spec.ppo.gamma == 0.95                    # spec over base
-    assert spec.ppo.lam == 0.7                       # later overlay over earlier overlay over base
-    assert spec.ppo.clip_param == 0.1                # --set over overlay
-    assert spec.ppo.entropy_coef == 0.005            # schema default
-    assert spec.policy.actor_hidden_dims == [32]     # arrays are replaced, not merged
+    assert spec.experiment.name == "mine"  # spec over extends
+    assert spec.experiment.seed == 1  # nearest base over the farther one (minimal has none: default)
+    assert spec.experiment.stage == "init"  # farthest base
+    assert spec.ppo.gamma == 0.95  # spec over base
+    assert spec.ppo.lam == 0.7  # later overlay over earlier overlay over base
+    assert spec.ppo.clip_param == 0.1  # --set over overlay
+    assert spec.ppo.entropy_coef == 0.005  # schema default
+    assert spec.policy.actor_hidden_dims == [32]  # arrays are replaced, not merged
 
 
 def test_origins_name_file_line_and_column(files):
@@ -107,16 +109,19 @@ def test_term_params_are_moved_into_params_with_defaults_and_kind_filled(files):
     assert spec.observations["policy"].terms["base_lin_vel"].kind == "base_lin_vel"
 
 
-@pytest.mark.parametrize(("expr", "path", "value"), [
-    ("backend.num_envs=64", ("backend", "num_envs"), 64),
-    ("ppo.gamma = 0.9", ("ppo", "gamma"), 0.9),
-    ("policy.actor_hidden_dims=[8, 8]", ("policy", "actor_hidden_dims"), [8, 8]),
-    ("backend.device=cuda:1", ("backend", "device"), "cuda:1"),
-    ('backend.device="cpu"', ("backend", "device"), "cpu"),
-    ("runner.check_for_nan=false", ("runner", "check_for_nan"), False),
-    ('rewards."a.b".weight=1', ("rewards", "a.b", "weight"), 1),
-    ("experiment.description=", ("experiment", "description"), ""),
-])
+@pytest.mark.parametrize(
+    ("expr", "path", "value"),
+    [
+        ("backend.num_envs=64", ("backend", "num_envs"), 64),
+        ("ppo.gamma = 0.9", ("ppo", "gamma"), 0.9),
+        ("policy.actor_hidden_dims=[8, 8]", ("policy", "actor_hidden_dims"), [8, 8]),
+        ("backend.device=cuda:1", ("backend", "device"), "cuda:1"),
+        ('backend.device="cpu"', ("backend", "device"), "cpu"),
+        ("runner.check_for_nan=false", ("runner", "check_for_nan"), False),
+        ('rewards."a.b".weight=1', ("rewards", "a.b", "weight"), 1),
+        ("experiment.description=", ("experiment", "description"), ""),
+    ],
+)
 def test_parse_set(expr, path, value):
     assert parse_set(expr) == (path, value)
 
@@ -146,8 +151,13 @@ def test_value_from_extends_is_located_in_the_base_file(files):
 
 
 def test_cycles_are_reported_once_with_the_chain(files):
-    files(**{"a.toml": '[experiment]\nextends = "b.toml"\n', "b.toml": '[experiment]\nextends = "a.toml"\n',
-             "self.toml": '[experiment]\nextends = "self.toml"\n'})
+    files(
+        **{
+            "a.toml": '[experiment]\nextends = "b.toml"\n',
+            "b.toml": '[experiment]\nextends = "a.toml"\n',
+            "self.toml": '[experiment]\nextends = "self.toml"\n',
+        }
+    )
     (d,) = load("a.toml").diagnostics
     assert d.code == "RWM003" and d.message == "cyclic extends: a.toml -> b.toml -> a.toml"
     assert (d.file, d.line) == ("b.toml", 2)
@@ -176,16 +186,18 @@ def test_schema_version(files):
 
 
 def test_relative_run_references_follow_the_file_that_writes_them(files, tmp_path):
-    files(**{
-        "stages__init.toml": f'[experiment]\nextends = "{MINIMAL.as_posix()}"\n',
-        "stages__base__refs.toml": f"""
+    files(
+        **{
+            "stages__init.toml": f'[experiment]\nextends = "{MINIMAL.as_posix()}"\n',
+            "stages__base__refs.toml": f"""
             [experiment]
             extends = "{MINIMAL.as_posix()}"
             [runner.policy_from]
             spec = "../init.toml"
         """,
-        "stages__pretrain.toml": '[experiment]\nextends = "base/refs.toml"\n',
-    })
+            "stages__pretrain.toml": '[experiment]\nextends = "base/refs.toml"\n',
+        }
+    )
     result = load_and_compile("stages/pretrain.toml", registry=get_registry())
     assert result.ok, render(result.diagnostics)
     assert result.spec.runner.policy_from.spec == "init.toml"
@@ -193,7 +205,9 @@ def test_relative_run_references_follow_the_file_that_writes_them(files, tmp_pat
 
 
 def test_structural_errors_leave_a_partial_spec_for_the_checks(files):
-    files(**{"spec.toml": f"""
+    files(
+        **{
+            "spec.toml": f"""
         [experiment]
         extends = "{MINIMAL.as_posix()}"
         stage = "warmup"
@@ -201,14 +215,18 @@ def test_structural_errors_leave_a_partial_spec_for_the_checks(files):
         num_envs = "8"
         [ppo]
         gamma = 2.0
-    """})
+    """
+        }
+    )
     result = load_and_compile("spec.toml", registry=get_registry())
     assert [d.code for d in result.diagnostics] == ["RWM104", "RWM103", "RWM201"]
     assert result.spec is None and result.plan is None and result.loaded.partial is not None
 
 
 def test_fragments_report_only_what_they_write(files):
-    files(**{"overlays__small.toml": """
+    files(
+        **{
+            "overlays__small.toml": """
         [backend]
         num_envs = 0
         [events.push_robot]
@@ -217,12 +235,17 @@ def test_fragments_report_only_what_they_write(files):
         threshhold = 0.2
         [ppo]
         gama = 0.9
-    """})
+    """
+        }
+    )
     result = load_and_compile("overlays/small.toml", registry=get_registry())
     assert result.loaded.fragment
     got = {(d.code, d.dotted_path) for d in result.diagnostics}
-    assert got == {("RWM201", "backend.num_envs"), ("RWM204", "rewards.feet_air_time.threshhold"),
-                   ("RWM101", "ppo.gama")}
+    assert got == {
+        ("RWM201", "backend.num_envs"),
+        ("RWM204", "rewards.feet_air_time.threshhold"),
+        ("RWM101", "ppo.gama"),
+    }
     assert not load_and_compile("overlays/small.toml", registry=get_registry(), fragment=False).loaded.fragment
 
 

@@ -139,8 +139,11 @@ def test_every_parsed_leaf_is_indexed():
 # ----------------------------------------------------------------------------------------------------------------------
 _keys = st.text(min_size=0, max_size=6)
 _scalars = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(max_size=8))
-_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                         st.dictionaries(_keys, inner, max_size=3)), max_leaves=8)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=8,
+)
 _docs = st.dictionaries(_keys, _values, max_size=4)
 
 

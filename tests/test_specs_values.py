@@ -56,10 +56,22 @@ FLAT_REWARDS = {
 TRAIN_REWARDS = {**FLAT_REWARDS, "stand_still": ("stand_still", -1.0)}
 
 # rwm_method §3.6: fixed state normalizer (45) and action normalizer (12)
-STATE_MEAN = ((0.0, 0.0, 0.0) + (0.0, 0.0, 0.0) + (0.0, 0.0, -1.0) + (0.0,) * 12 + (0.0,) * 12
-              + (-2.0, -2.0, 2.0, 2.0, -6.0, 8.0, -6.0, 8.0, 12.0, -12.0, 12.0, -12.0))
-STATE_STD = ((0.5, 0.5, 0.1) + (0.3, 0.3, 0.5) + (0.02, 0.02, 0.04) + (0.15,) * 12
-             + (1.0, 1.0, 1.0, 1.0, 1.5, 1.5, 1.5, 1.5, 2.5, 2.5, 2.5, 2.5) + (15.0,) * 12)
+STATE_MEAN = (
+    (0.0, 0.0, 0.0)
+    + (0.0, 0.0, 0.0)
+    + (0.0, 0.0, -1.0)
+    + (0.0,) * 12
+    + (0.0,) * 12
+    + (-2.0, -2.0, 2.0, 2.0, -6.0, 8.0, -6.0, 8.0, 12.0, -12.0, 12.0, -12.0)
+)
+STATE_STD = (
+    (0.5, 0.5, 0.1)
+    + (0.3, 0.3, 0.5)
+    + (0.02, 0.02, 0.04)
+    + (0.15,) * 12
+    + (1.0, 1.0, 1.0, 1.0, 1.5, 1.5, 1.5, 1.5, 2.5, 2.5, 2.5, 2.5)
+    + (15.0,) * 12
+)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -74,26 +86,40 @@ def test_shared_env(plans, stage):
     # rwm_method §2.1: JointPositionAction, 12 joints, scale 0.5, default offset
     (action,) = plan.actions
     assert (action.kind, action.dim, action.params) == (
-        "joint_position", 12, {"joint_names": ".*", "scale": 0.5, "use_default_offset": True})
+        "joint_position",
+        12,
+        {"joint_names": ".*", "scale": 0.5, "use_default_offset": True},
+    )
     # rwm_method §2.1 / isaaclab_kitless §2.2: UniformVelocityCommand
     (command,) = plan.commands
     assert command.name == "base_velocity" and command.interval_range_s == (10.0, 10.0)
     assert command.params == {
-        "lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-1.0, 1.0), "ang_vel_z": (-1.0, 1.0),
-        "heading": (-math.pi, math.pi), "heading_command": True, "heading_control_stiffness": 0.5,
-        "rel_standing_envs": 0.02, "rel_heading_envs": 1.0}
+        "lin_vel_x": (-1.0, 1.0),
+        "lin_vel_y": (-1.0, 1.0),
+        "ang_vel_z": (-1.0, 1.0),
+        "heading": (-math.pi, math.pi),
+        "heading_command": True,
+        "heading_control_stiffness": 0.5,
+        "rel_standing_envs": 0.02,
+        "rel_heading_envs": 1.0,
+    }
     # rwm_method §2.1: time_out, and base contact = illegal_contact on base at 1.0 N
     assert [(t.name, t.kind, t.mode, t.params) for t in plan.terminations] == [
         ("time_out", "time_out", "time_out", {}),
-        ("base_contact", "illegal_contact", "failure", {"bodies": "base", "threshold": 1.0})]
+        ("base_contact", "illegal_contact", "failure", {"bodies": "base", "threshold": 1.0}),
+    ]
     assert plan.robot.contact_thresholds == {"feet": 1.0, "thighs": 1.0, "base": 1.0}
     # rwm_method §2.2: the 48-d policy group; noise U(±0.1, ±0.2, ±0.05, -, ±0.01, ±1.5, -)
     policy = plan.observations["policy"]
     assert [(t.name, t.kind, t.dim, t.noise) for t in policy.terms] == [
-        ("base_lin_vel", "base_lin_vel", 3, 0.1), ("base_ang_vel", "base_ang_vel", 3, 0.2),
-        ("projected_gravity", "projected_gravity", 3, 0.05), ("velocity_commands", "generated_commands", 3, None),
-        ("joint_pos", "joint_pos_rel", 12, 0.01), ("joint_vel", "joint_vel_rel", 12, 1.5),
-        ("actions", "last_action", 12, None)]
+        ("base_lin_vel", "base_lin_vel", 3, 0.1),
+        ("base_ang_vel", "base_ang_vel", 3, 0.2),
+        ("projected_gravity", "projected_gravity", 3, 0.05),
+        ("velocity_commands", "generated_commands", 3, None),
+        ("joint_pos", "joint_pos_rel", 12, 0.01),
+        ("joint_vel", "joint_vel_rel", 12, 1.5),
+        ("actions", "last_action", 12, None),
+    ]
     assert policy.dim == 48
     # rwm_method §2.2: corruption on in init and pretrain, off in finetune and visualize
     assert policy.corruption == (stage in ("init", "pretrain"))
@@ -101,7 +127,12 @@ def test_shared_env(plans, stage):
     ppo = plan.ppo
     assert (ppo.num_steps_per_env, ppo.num_learning_epochs, ppo.num_mini_batches) == (24, 5, 4)
     assert (ppo.learning_rate, ppo.schedule, ppo.desired_kl) == (1.0e-3, "adaptive", 0.01)
-    assert (ppo.clip_param, ppo.value_loss_coef, ppo.use_clipped_value_loss, ppo.entropy_coef) == (0.2, 1.0, True, 0.005)
+    assert (ppo.clip_param, ppo.value_loss_coef, ppo.use_clipped_value_loss, ppo.entropy_coef) == (
+        0.2,
+        1.0,
+        True,
+        0.005,
+    )
     assert (ppo.gamma, ppo.lam, ppo.max_grad_norm, ppo.normalize_advantage_per_mini_batch) == (0.99, 0.95, 1.0, False)
     pol = plan.policy
     assert pol.actor_hidden_dims == pol.critic_hidden_dims == [128, 128, 128] and pol.activation == "elu"
@@ -124,31 +155,75 @@ def test_init_is_isaaclab_anymal_d_flat(plans):
     assert rewards(plan) == FLAT_REWARDS
     assert set(plan.observations) == {"policy"} and plan.world_model is None and plan.imagination is None
     params = {r.name: r.params for r in plan.rewards}
-    assert params["track_lin_vel_xy_exp"] == params["track_ang_vel_z_exp"] == {
-        "std": 0.5, "command_name": "base_velocity"}
-    assert params["feet_air_time"] == {"bodies": "feet", "threshold": 0.5, "command_name": "base_velocity",
-                                       "command_threshold": 0.1}
+    assert (
+        params["track_lin_vel_xy_exp"] == params["track_ang_vel_z_exp"] == {"std": 0.5, "command_name": "base_velocity"}
+    )
+    assert params["feet_air_time"] == {
+        "bodies": "feet",
+        "threshold": 0.5,
+        "command_name": "base_velocity",
+        "command_threshold": 0.1,
+    }
     assert params["undesired_contacts"] == {"bodies": "thighs", "threshold": 1.0}
     # isaaclab_kitless §2.2 events, with the exact values of the 3.0 wheel
     events = {e.name: (e.kind, e.mode, e.interval_range_s, e.params) for e in plan.events}
     assert events == {
-        "physics_material": ("randomize_rigid_body_material", "startup", None, {
-            "body_names": ".*", "static_friction_range": (0.8, 0.8), "dynamic_friction_range": (0.6, 0.6),
-            "restitution_range": (0.0, 0.0), "num_buckets": 64}),
-        "add_base_mass": ("randomize_rigid_body_mass", "startup", None, {
-            "body_names": "base", "mass_distribution_params": (0.8, 1.25), "operation": "scale",
-            "distribution": "log_uniform"}),
-        "base_com": ("randomize_rigid_body_com", "startup", None, {
-            "body_names": "base", "com_range": {"x": (-0.05, 0.05), "y": (-0.05, 0.05), "z": (-0.01, 0.01)}}),
-        "base_external_force_torque": ("apply_external_force_torque", "reset", None, {
-            "body_names": "base", "force_range": (0.0, 0.0), "torque_range": (0.0, 0.0)}),
-        "reset_base": ("reset_root_state_uniform", "reset", None, {
-            "pose_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5), "yaw": (-3.14, 3.14)},
-            "velocity_range": {a: (-0.5, 0.5) for a in ("x", "y", "z", "roll", "pitch", "yaw")}}),
-        "reset_robot_joints": ("reset_joints_by_scale", "reset", None, {
-            "position_range": (0.5, 1.5), "velocity_range": (0.0, 0.0)}),
-        "push_robot": ("push_by_setting_velocity", "interval", (10.0, 15.0), {
-            "velocity_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5)}}),
+        "physics_material": (
+            "randomize_rigid_body_material",
+            "startup",
+            None,
+            {
+                "body_names": ".*",
+                "static_friction_range": (0.8, 0.8),
+                "dynamic_friction_range": (0.6, 0.6),
+                "restitution_range": (0.0, 0.0),
+                "num_buckets": 64,
+            },
+        ),
+        "add_base_mass": (
+            "randomize_rigid_body_mass",
+            "startup",
+            None,
+            {
+                "body_names": "base",
+                "mass_distribution_params": (0.8, 1.25),
+                "operation": "scale",
+                "distribution": "log_uniform",
+            },
+        ),
+        "base_com": (
+            "randomize_rigid_body_com",
+            "startup",
+            None,
+            {"body_names": "base", "com_range": {"x": (-0.05, 0.05), "y": (-0.05, 0.05), "z": (-0.01, 0.01)}},
+        ),
+        "base_external_force_torque": (
+            "apply_external_force_torque",
+            "reset",
+            None,
+            {"body_names": "base", "force_range": (0.0, 0.0), "torque_range": (0.0, 0.0)},
+        ),
+        "reset_base": (
+            "reset_root_state_uniform",
+            "reset",
+            None,
+            {
+                "pose_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5), "yaw": (-3.14, 3.14)},
+                "velocity_range": {a: (-0.5, 0.5) for a in ("x", "y", "z", "roll", "pitch", "yaw")},
+            },
+        ),
+        "reset_robot_joints": (
+            "reset_joints_by_scale",
+            "reset",
+            None,
+            {"position_range": (0.5, 1.5), "velocity_range": (0.0, 0.0)},
+        ),
+        "push_robot": (
+            "push_by_setting_velocity",
+            "interval",
+            (10.0, 15.0),
+            {"velocity_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5)}},
+        ),
     }
 
 
@@ -160,14 +235,20 @@ def test_world_model_groups(plans, stage):
     plan = plans[stage]
     assert rewards(plan) == TRAIN_REWARDS  # rwm_method §2.3
     assert next(r for r in plan.rewards if r.name == "stand_still").params == {
-        "threshold": 0.05, "command_name": "base_velocity"}
+        "threshold": 0.05,
+        "command_name": "base_velocity",
+    }
     obs = plan.observations
     # rwm_method §2.2: system_state (45) with its slices, the dynamics model predicts exactly this group
     state = obs["system_state"]
     assert [(t.name, t.kind, state.slice(t.name)) for t in state.terms] == [
-        ("base_lin_vel", "base_lin_vel", slice(0, 3)), ("base_ang_vel", "base_ang_vel", slice(3, 6)),
-        ("projected_gravity", "projected_gravity", slice(6, 9)), ("joint_pos", "joint_pos_rel", slice(9, 21)),
-        ("joint_vel", "joint_vel_rel", slice(21, 33)), ("joint_torque", "joint_effort", slice(33, 45))]
+        ("base_lin_vel", "base_lin_vel", slice(0, 3)),
+        ("base_ang_vel", "base_ang_vel", slice(3, 6)),
+        ("projected_gravity", "projected_gravity", slice(6, 9)),
+        ("joint_pos", "joint_pos_rel", slice(9, 21)),
+        ("joint_vel", "joint_vel_rel", slice(21, 33)),
+        ("joint_torque", "joint_effort", slice(33, 45)),
+    ]
     assert state.dim == 45 and not state.corruption
     # rwm_method §3.6: normalizers
     assert state.mean == STATE_MEAN and state.std == STATE_STD
@@ -177,10 +258,15 @@ def test_world_model_groups(plans, stage):
     contact = obs["system_contact"]
     assert [(t.name, t.kind, t.params, contact.slice(t.name)) for t in contact.terms] == [
         ("thigh_contact", "body_contact", {"bodies": "thighs", "threshold": 1.0}, slice(0, 4)),
-        ("foot_contact", "body_contact", {"bodies": "feet", "threshold": 1.0}, slice(4, 8))]
+        ("foot_contact", "body_contact", {"bodies": "feet", "threshold": 1.0}, slice(4, 8)),
+    ]
     (base,) = obs["system_termination"].terms
     assert (base.name, base.kind, base.params, base.dim) == (
-        "base_contact", "body_contact", {"bodies": "base", "threshold": 1.0}, 1)
+        "base_contact",
+        "body_contact",
+        {"bodies": "base", "threshold": 1.0},
+        1,
+    )
     assert "system_extension" not in obs
     # rwm_method §3.1: GRU 2 x 256, heads [128], K = 1, separate auxiliary base, residual mean, log-std bounds
     wm = plan.world_model
@@ -192,7 +278,14 @@ def test_world_model_groups(plans, stage):
     assert (wm.history_horizon, wm.forecast_horizon) == (32, 8)
     lw = wm.loss_weights
     assert (lw.state, lw.sequence, lw.bound, lw.kl, lw.extension, lw.contact, lw.termination) == (
-        1.0, 1.0, 1.0, 0.1, 1.0, 1.0, 1.0)
+        1.0,
+        1.0,
+        1.0,
+        0.1,
+        1.0,
+        1.0,
+        1.0,
+    )
     t = wm.train
     assert (t.learning_rate, t.weight_decay, t.max_grad_norm) == (1.0e-3, 0.0, 1.0)
     assert (t.num_mini_batches, t.mini_batch_size, t.replay_buffer_size) == (20, 5000, 1000)
@@ -211,9 +304,15 @@ def test_pretrain(plans):
     assert plan.sim.num_envs == 4096 and plan.runner.max_iterations == 2000
     assert plan.imagination is None and plan.policy_from is None and plan.world_model_from is None
     assert plan.steps == ("collect", "store_transitions", "update_world_model", "update_policy")
-    assert {e.name for e in plan.events} == {"physics_material", "add_base_mass", "base_com",
-                                             "base_external_force_torque", "reset_base", "reset_robot_joints",
-                                             "push_robot"}
+    assert {e.name for e in plan.events} == {
+        "physics_material",
+        "add_base_mass",
+        "base_com",
+        "base_external_force_torque",
+        "reset_base",
+        "reset_robot_joints",
+        "push_robot",
+    }
 
 
 def test_finetune(plans):
@@ -281,8 +380,10 @@ def test_cpu_overlay(stage):
         assert 0 < plan.imagination.num_envs < 8192
 
 
-@pytest.mark.parametrize("fragment", ["base/anymal_d_flat.toml", "base/anymal_d_flat_world_model.toml",
-                                      "overlays/cpu.toml", "overlays/tiny.toml"])
+@pytest.mark.parametrize(
+    "fragment",
+    ["base/anymal_d_flat.toml", "base/anymal_d_flat_world_model.toml", "overlays/cpu.toml", "overlays/tiny.toml"],
+)
 def test_fragments_validate(fragment):
     result = load_and_compile(SPECS / fragment)
     assert result.loaded.fragment and result.diagnostics == [], render(result.diagnostics)

@@ -17,8 +17,14 @@ TINY = "specs/overlays/tiny.toml"
 
 def rwmspec(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet")
-    return subprocess.run([sys.executable, "-m", "rwmspec", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rwmspec", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +58,20 @@ def test_finetune_learns_in_imagination_after_the_warm_up(chain):
     warmup, learning = rows[0], rows[-1]  # tiny: 1 warm-up iteration, then 1 in imagination
     assert "System Dynamics/state_loss" in warmup and "Loss/surrogate" not in warmup
     assert "Loss/surrogate" in learning
-    for key in ("Model Based/epistemic_uncertainty", "Model Based/per_step_reward_imagination/track_lin_vel_xy_exp",
-                "Model Based/per_step_reward_sum_real", "Model Based/per_step_reward_sum_imagination"):
+    for key in (
+        "Model Based/epistemic_uncertainty",
+        "Model Based/per_step_reward_imagination/track_lin_vel_xy_exp",
+        "Model Based/per_step_reward_sum_real",
+        "Model Based/per_step_reward_sum_imagination",
+    ):
         assert key in learning, key
 
 
 def test_visualize_runs_on_the_finetuned_policy_and_model(chain):
     runs, _ = chain
-    done = rwmspec("run", "specs/anymal_d_visualize.toml", "--overlay", TINY, "--runs-dir", runs,
-                   "--set", "visualize.video=false")
+    done = rwmspec(
+        "run", "specs/anymal_d_visualize.toml", "--overlay", TINY, "--runs-dir", runs, "--set", "visualize.video=false"
+    )
     assert done.returncode == 0, done.stderr
     assert (_run(runs, "visualize") / "visualize" / "joint_pos.png").is_file()
 
@@ -75,7 +86,15 @@ def test_a_missing_upstream_run_names_the_command_that_produces_it(tmp_path):
 
 def test_finetune_refuses_a_world_model_of_another_plan(chain):
     runs, _ = chain
-    done = rwmspec("run", "specs/anymal_d_finetune.toml", "--overlay", TINY, "--runs-dir", runs,
-                   "--set", "world_model.base_hidden=[8, 8]")
+    done = rwmspec(
+        "run",
+        "specs/anymal_d_finetune.toml",
+        "--overlay",
+        TINY,
+        "--runs-dir",
+        runs,
+        "--set",
+        "world_model.base_hidden=[8, 8]",
+    )
     assert done.returncode == 1
     assert "error[RWM504]" in done.stderr and "fingerprint" in done.stderr and "Traceback" not in done.stderr

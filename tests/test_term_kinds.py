@@ -115,8 +115,12 @@ def test_dims_for_anymal_d():
 
 
 def test_contract_defaults():
-    assert attrs.asdict(P.FeetAirTimeParams()) == {"bodies": "feet", "threshold": 0.5, "command_name": "base_velocity",
-                                                   "command_threshold": 0.1}
+    assert attrs.asdict(P.FeetAirTimeParams()) == {
+        "bodies": "feet",
+        "threshold": 0.5,
+        "command_name": "base_velocity",
+        "command_threshold": 0.1,
+    }
     assert attrs.asdict(P.UndesiredContactsParams()) == {"bodies": "thighs", "threshold": 1.0}
     assert attrs.asdict(P.IllegalContactParams()) == {"bodies": "base", "threshold": 1.0}
     assert attrs.asdict(P.StandStillParams()) == {"threshold": 0.05, "command_name": "base_velocity"}
@@ -124,34 +128,67 @@ def test_contract_defaults():
     assert attrs.asdict(P.JointPositionParams()) == {"joint_names": ".*", "scale": 0.5, "use_default_offset": True}
     v = P.UniformVelocityParams(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3))
     assert (v.heading_command, v.heading_control_stiffness, v.rel_standing_envs, v.rel_heading_envs) == (
-        True, 0.5, 0.02, 1.0)
+        True,
+        0.5,
+        0.02,
+        1.0,
+    )
     assert P.RigidBodyMassParams(mass_distribution_params=(0, 1), operation="add").body_names == "base"
-    assert P.RigidBodyMaterialParams(static_friction_range=(0.8, 0.8), dynamic_friction_range=(0.6, 0.6),
-                                     restitution_range=(0, 0)).num_buckets == 64
+    assert (
+        P.RigidBodyMaterialParams(
+            static_friction_range=(0.8, 0.8), dynamic_friction_range=(0.6, 0.6), restitution_range=(0, 0)
+        ).num_buckets
+        == 64
+    )
 
 
-@pytest.mark.parametrize("params, field", [
-    (P.TrackVelocityParams(std=0.0), "std"),
-    (P.BodyContactParams(bodies="feet", threshold=-1.0), "threshold"),
-    (P.RigidBodyMaterialParams(static_friction_range=(0.9, 0.8), dynamic_friction_range=(0.6, 0.6),
-                               restitution_range=(0, 0)), "static_friction_range"),
-    (P.RigidBodyMaterialParams(static_friction_range=(0.8, 0.8), dynamic_friction_range=(0.6, 0.6),
-                               restitution_range=(0, 0), num_buckets=0), "num_buckets"),
-    (P.RigidBodyMassParams(mass_distribution_params=(0.0, 1.25), operation="scale", distribution="log_uniform"),
-     "mass_distribution_params"),
-    (P.RigidBodyMassParams(mass_distribution_params=(0.0, -1.0), operation="add", distribution="gaussian"),
-     "mass_distribution_params"),
-    (P.RigidBodyComParams(com_range={"w": (0, 1)}), "com_range"),
-    (P.RigidBodyComParams(com_range={"yaw": (0, 1)}), "com_range"),
-    (P.ExternalForceTorqueParams(force_range=(1, 0), torque_range=(0, 0)), "force_range"),
-    (P.ResetRootStateParams(pose_range={"yaw": (3, -3)}, velocity_range={}), "pose_range"),
-    (P.ResetJointsByScaleParams(position_range=(0.5, float("nan")), velocity_range=(0, 0)), "position_range"),
-    (P.PushByVelocityParams(velocity_range={"x": (0.5, -0.5)}), "velocity_range"),
-    (P.UniformVelocityParams(lin_vel_x=(1, -1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3)), "lin_vel_x"),
-    (P.UniformVelocityParams(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1)), "heading"),
-    (P.UniformVelocityParams(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3),
-                             rel_standing_envs=1.5), "rel_standing_envs"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        (P.TrackVelocityParams(std=0.0), "std"),
+        (P.BodyContactParams(bodies="feet", threshold=-1.0), "threshold"),
+        (
+            P.RigidBodyMaterialParams(
+                static_friction_range=(0.9, 0.8), dynamic_friction_range=(0.6, 0.6), restitution_range=(0, 0)
+            ),
+            "static_friction_range",
+        ),
+        (
+            P.RigidBodyMaterialParams(
+                static_friction_range=(0.8, 0.8),
+                dynamic_friction_range=(0.6, 0.6),
+                restitution_range=(0, 0),
+                num_buckets=0,
+            ),
+            "num_buckets",
+        ),
+        (
+            P.RigidBodyMassParams(mass_distribution_params=(0.0, 1.25), operation="scale", distribution="log_uniform"),
+            "mass_distribution_params",
+        ),
+        (
+            P.RigidBodyMassParams(mass_distribution_params=(0.0, -1.0), operation="add", distribution="gaussian"),
+            "mass_distribution_params",
+        ),
+        (P.RigidBodyComParams(com_range={"w": (0, 1)}), "com_range"),
+        (P.RigidBodyComParams(com_range={"yaw": (0, 1)}), "com_range"),
+        (P.ExternalForceTorqueParams(force_range=(1, 0), torque_range=(0, 0)), "force_range"),
+        (P.ResetRootStateParams(pose_range={"yaw": (3, -3)}, velocity_range={}), "pose_range"),
+        (P.ResetJointsByScaleParams(position_range=(0.5, float("nan")), velocity_range=(0, 0)), "position_range"),
+        (P.PushByVelocityParams(velocity_range={"x": (0.5, -0.5)}), "velocity_range"),
+        (
+            P.UniformVelocityParams(lin_vel_x=(1, -1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3)),
+            "lin_vel_x",
+        ),
+        (P.UniformVelocityParams(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1)), "heading"),
+        (
+            P.UniformVelocityParams(
+                lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3), rel_standing_envs=1.5
+            ),
+            "rel_standing_envs",
+        ),
+    ],
+)
 def test_checks_find_bad_values(params, field):
     assert field in [f if isinstance(f, str) else f[0] for f, _ in params.check()]
 
@@ -160,8 +197,9 @@ def test_checks_accept_the_isaaclab_values():
     good = [
         P.RigidBodyMassParams(mass_distribution_params=(0.8, 1.25), operation="scale", distribution="log_uniform"),
         P.RigidBodyComParams(com_range={"x": (-0.05, 0.05), "y": (-0.05, 0.05), "z": (-0.01, 0.01)}),
-        P.ResetRootStateParams(pose_range={"x": (-0.5, 0.5), "yaw": (-3.14, 3.14)},
-                               velocity_range={a: (-0.5, 0.5) for a in P.POSE_AXES}),
+        P.ResetRootStateParams(
+            pose_range={"x": (-0.5, 0.5), "yaw": (-3.14, 3.14)}, velocity_range={a: (-0.5, 0.5) for a in P.POSE_AXES}
+        ),
         P.UniformVelocityParams(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading_command=False),
     ]
     for params in good:

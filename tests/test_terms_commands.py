@@ -11,8 +11,9 @@ import torch
 from rwmspec_runtime.terms.commands import VelocityCommand, VelocityRanges, commands_from_uniform, wrap_to_pi
 
 N = 8
-RANGES = VelocityRanges(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-0.5, 0.5), ang_vel_z=(-1.0, 1.0),
-                        heading=(-math.pi, math.pi))
+RANGES = VelocityRanges(
+    lin_vel_x=(-1.0, 1.0), lin_vel_y=(-0.5, 0.5), ang_vel_z=(-1.0, 1.0), heading=(-math.pi, math.pi)
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -64,8 +65,9 @@ def test_handed_out_commands_are_never_modified():
 
 
 def test_standing_envs_get_zero_command():
-    cmd = VelocityCommand(N, RANGES, generator=gen(4), rel_standing_envs=1.0, heading_command=True,
-                          heading_control_stiffness=0.5)
+    cmd = VelocityCommand(
+        N, RANGES, generator=gen(4), rel_standing_envs=1.0, heading_command=True, heading_control_stiffness=0.5
+    )
     assert cmd.is_standing_env.all() and torch.equal(cmd.command, torch.zeros(N, 3))
     assert torch.equal(cmd.step(0.02, torch.ones(N)), torch.zeros(N, 3))
     none_stand = VelocityCommand(N, RANGES, generator=gen(4), rel_standing_envs=0.0)
@@ -74,8 +76,15 @@ def test_standing_envs_get_zero_command():
 
 def test_heading_control_math():
     stiffness = 0.5
-    cmd = VelocityCommand(N, RANGES, generator=gen(5), heading_command=True, heading_control_stiffness=stiffness,
-                          rel_heading_envs=1.0, resampling_time_range_s=(100.0, 100.0))
+    cmd = VelocityCommand(
+        N,
+        RANGES,
+        generator=gen(5),
+        heading_command=True,
+        heading_control_stiffness=stiffness,
+        rel_heading_envs=1.0,
+        resampling_time_range_s=(100.0, 100.0),
+    )
     assert cmd.is_heading_env.all()
     target = cmd.heading_target.numpy().astype(np.float64)
     yaw = np.linspace(-3.0, 3.0, N)
@@ -95,16 +104,25 @@ def test_heading_error_wraps_the_short_way_and_clips():
 
 
 def test_non_heading_envs_keep_sampled_yaw_rate():
-    cmd = VelocityCommand(N, RANGES, generator=gen(6), heading_command=True, rel_heading_envs=0.0,
-                          resampling_time_range_s=(100.0, 100.0))
+    cmd = VelocityCommand(
+        N, RANGES, generator=gen(6), heading_command=True, rel_heading_envs=0.0, resampling_time_range_s=(100.0, 100.0)
+    )
     before = cmd.command.clone()
     assert torch.equal(cmd.step(0.02, torch.full((N,), 2.0)), before)
 
 
 def test_deterministic_under_seed():
     def run(seed):
-        cmd = VelocityCommand(N, RANGES, generator=gen(seed), heading_command=True, heading_control_stiffness=0.5,
-                              rel_heading_envs=0.5, rel_standing_envs=0.2, resampling_time_range_s=(0.1, 0.3))
+        cmd = VelocityCommand(
+            N,
+            RANGES,
+            generator=gen(seed),
+            heading_command=True,
+            heading_control_stiffness=0.5,
+            rel_heading_envs=0.5,
+            rel_standing_envs=0.2,
+            resampling_time_range_s=(0.1, 0.3),
+        )
         return torch.stack([cmd.step(0.05, torch.full((N,), 0.1 * t)) for t in range(20)])
 
     assert torch.equal(run(7), run(7))
@@ -121,8 +139,9 @@ def test_global_rng_is_not_used():
 
 def test_commands_from_uniform():
     u = torch.rand(1000, 4, generator=gen(10))
-    out = commands_from_uniform(u, {"lin_vel_x": (-1, 1), "lin_vel_y": (0.2, 0.4), "ang_vel_z": (-1, 1)},
-                                standing_fraction=0.25)
+    out = commands_from_uniform(
+        u, {"lin_vel_x": (-1, 1), "lin_vel_y": (0.2, 0.4), "ang_vel_z": (-1, 1)}, standing_fraction=0.25
+    )
     assert out.shape == (1000, 3) and out.dtype == torch.float32
     standing = (out == 0).all(dim=1)
     assert torch.equal(standing, u[:, 3] < 0.25)
@@ -134,22 +153,36 @@ def test_commands_from_uniform():
 
 
 def test_from_params_flat_and_nested():
-    flat = {"lin_vel_x": [-1, 1], "lin_vel_y": [-1, 1], "ang_vel_z": [-1, 1], "heading": [-3.14, 3.14],
-            "heading_command": True, "heading_control_stiffness": 0.5, "rel_standing_envs": 0.02}
+    flat = {
+        "lin_vel_x": [-1, 1],
+        "lin_vel_y": [-1, 1],
+        "ang_vel_z": [-1, 1],
+        "heading": [-3.14, 3.14],
+        "heading_command": True,
+        "heading_control_stiffness": 0.5,
+        "rel_standing_envs": 0.02,
+    }
     a = VelocityCommand.from_params(N, flat, generator=gen(13), resampling_time_range_s=(10.0, 10.0))
-    nested = {"ranges": {k: flat[k] for k in ("lin_vel_x", "lin_vel_y", "ang_vel_z", "heading")},
-              "heading_command": True, "heading_control_stiffness": 0.5, "rel_standing_envs": 0.02}
+    nested = {
+        "ranges": {k: flat[k] for k in ("lin_vel_x", "lin_vel_y", "ang_vel_z", "heading")},
+        "heading_command": True,
+        "heading_control_stiffness": 0.5,
+        "rel_standing_envs": 0.02,
+    }
     b = VelocityCommand.from_params(N, nested, generator=gen(13), resampling_time_range_s=(10.0, 10.0))
     assert torch.equal(a.command, b.command) and a.heading_control_stiffness == 0.5
     with pytest.raises(ValueError, match="unknown key\\(s\\) \\['lin_vel_q'\\]"):
         VelocityCommand.from_params(N, {**flat, "lin_vel_q": [0, 1]}, generator=gen())
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"resampling_time_range_s": (0.0, 1.0)}, "must be positive"),
-    ({"rel_standing_envs": 1.5}, "rel_standing_envs"),
-    ({"resampling_time_range_s": (2.0, 1.0)}, "low > high"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"resampling_time_range_s": (0.0, 1.0)}, "must be positive"),
+        ({"rel_standing_envs": 1.5}, "rel_standing_envs"),
+        ({"resampling_time_range_s": (2.0, 1.0)}, "low > high"),
+    ],
+)
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VelocityCommand(N, RANGES, generator=gen(), **kwargs)

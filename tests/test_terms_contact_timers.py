@@ -33,10 +33,23 @@ def test_single_body_sequence_matches_hand_values():
     got = []
     for c in seq:
         timers = contact_timers.advance(timers, torch.tensor([[c]]), DT)
-        got.append((timers.current_air_time.item(), timers.current_contact_time.item(),
-                    timers.last_air_time.item(), timers.last_contact_time.item()))
-    by_hand = [(DT, 0, 0, 0), (2 * DT, 0, 0, 0), (0, DT, 3 * DT, 0), (0, 2 * DT, 3 * DT, 0), (0, 3 * DT, 3 * DT, 0),
-               (DT, 0, 3 * DT, 4 * DT), (0, DT, 2 * DT, 4 * DT)]
+        got.append(
+            (
+                timers.current_air_time.item(),
+                timers.current_contact_time.item(),
+                timers.last_air_time.item(),
+                timers.last_contact_time.item(),
+            )
+        )
+    by_hand = [
+        (DT, 0, 0, 0),
+        (2 * DT, 0, 0, 0),
+        (0, DT, 3 * DT, 0),
+        (0, 2 * DT, 3 * DT, 0),
+        (0, 3 * DT, 3 * DT, 0),
+        (DT, 0, 3 * DT, 4 * DT),
+        (0, DT, 2 * DT, 4 * DT),
+    ]
     np.testing.assert_allclose(np.array(got), np.array(by_hand), atol=1e-6)
 
 
@@ -48,8 +61,12 @@ def test_random_sequences_match_reference_per_body():
     history = []
     for t in range(steps):
         timers = contact_timers.advance(timers, flags[t], DT)
-        history.append(torch.stack([timers.current_air_time, timers.current_contact_time, timers.last_air_time,
-                                    timers.last_contact_time], dim=-1))
+        history.append(
+            torch.stack(
+                [timers.current_air_time, timers.current_contact_time, timers.last_air_time, timers.last_contact_time],
+                dim=-1,
+            )
+        )
     got = torch.stack(history).numpy()  # [T, N, B, 4]
     for i in range(n):
         for j in range(b):

@@ -23,18 +23,30 @@ def make_view(seed: int = 0) -> StateView:
     def r(*shape):
         return torch.randn(*shape, generator=g)
 
-    return StateView(base_lin_vel=r(N, 3), base_ang_vel=r(N, 3), projected_gravity=r(N, 3), joint_pos=r(N, J),
-                     joint_vel=r(N, J), joint_torque=r(N, J), prev_joint_vel=r(N, J), default_joint_pos=r(J),
-                     contacts={"feet": torch.rand(N, 4, generator=g) > 0.5,
-                               "thighs": torch.rand(N, 4, generator=g) > 0.5},
-                     command=r(N, 3), action=r(N, J), prev_action=r(N, J), dt=0.02)
+    return StateView(
+        base_lin_vel=r(N, 3),
+        base_ang_vel=r(N, 3),
+        projected_gravity=r(N, 3),
+        joint_pos=r(N, J),
+        joint_vel=r(N, J),
+        joint_torque=r(N, J),
+        prev_joint_vel=r(N, J),
+        default_joint_pos=r(J),
+        contacts={"feet": torch.rand(N, 4, generator=g) > 0.5, "thighs": torch.rand(N, 4, generator=g) > 0.5},
+        command=r(N, 3),
+        action=r(N, J),
+        prev_action=r(N, J),
+        dt=0.02,
+    )
 
 
 OBS_CALLS = [
-    (obs.base_lin_vel, {}, 3, "base_lin_vel"), (obs.base_ang_vel, {}, 3, "base_ang_vel"),
+    (obs.base_lin_vel, {}, 3, "base_lin_vel"),
+    (obs.base_ang_vel, {}, 3, "base_ang_vel"),
     (obs.projected_gravity, {}, 3, "projected_gravity"),
     (obs.generated_commands, {"command_name": "base_velocity"}, 3, "command"),
-    (obs.joint_vel_rel, {}, J, "joint_vel"), (obs.joint_effort, {}, J, "joint_torque"),
+    (obs.joint_vel_rel, {}, J, "joint_vel"),
+    (obs.joint_effort, {}, J, "joint_torque"),
     (obs.last_action, {}, J, "action"),
 ]
 
@@ -70,12 +82,19 @@ def test_body_contact_is_float_flags_of_the_group():
         obs.body_contact(v, bodies="knees")
 
 
-ALL_CALLS = [(fn, kw) for fn, kw, _, _ in OBS_CALLS] + [(obs.joint_pos_rel, {}),
-                                                         (obs.body_contact, {"bodies": "feet", "threshold": 1.0})]
+ALL_CALLS = [(fn, kw) for fn, kw, _, _ in OBS_CALLS] + [
+    (obs.joint_pos_rel, {}),
+    (obs.body_contact, {"bodies": "feet", "threshold": 1.0}),
+]
 EXPECTED_READS = {
-    "base_lin_vel": {"base_lin_vel"}, "base_ang_vel": {"base_ang_vel"}, "projected_gravity": {"projected_gravity"},
-    "generated_commands": {"command"}, "joint_pos_rel": {"joint_pos", "default_joint_pos"},
-    "joint_vel_rel": {"joint_vel"}, "joint_effort": {"joint_torque"}, "last_action": {"action"},
+    "base_lin_vel": {"base_lin_vel"},
+    "base_ang_vel": {"base_ang_vel"},
+    "projected_gravity": {"projected_gravity"},
+    "generated_commands": {"command"},
+    "joint_pos_rel": {"joint_pos", "default_joint_pos"},
+    "joint_vel_rel": {"joint_vel"},
+    "joint_effort": {"joint_torque"},
+    "last_action": {"action"},
     "body_contact": {"contacts"},
 }
 
@@ -103,17 +122,21 @@ def test_observations_read_only_declared_fields_and_no_hidden_state(fn, kwargs):
 
 def test_compute_observation_group_concatenates_in_plan_order_and_checks_widths():
     v = make_view(6)
-    terms = (ObservationTermPlan(name="lin", kind="base_lin_vel", dim=3, start=0),
-             ObservationTermPlan(name="q", kind="joint_pos_rel", dim=J, start=3),
-             ObservationTermPlan(name="feet", kind="body_contact", params={"bodies": "feet", "threshold": 1.0},
-                                 dim=4, start=3 + J))
+    terms = (
+        ObservationTermPlan(name="lin", kind="base_lin_vel", dim=3, start=0),
+        ObservationTermPlan(name="q", kind="joint_pos_rel", dim=J, start=3),
+        ObservationTermPlan(
+            name="feet", kind="body_contact", params={"bodies": "feet", "threshold": 1.0}, dim=4, start=3 + J
+        ),
+    )
     group = ObservationGroupPlan(name="g", terms=terms, dim=3 + J + 4)
     fns = {"lin": obs.base_lin_vel, "q": obs.joint_pos_rel, "feet": obs.body_contact}
     out = compute_observation_group(v, group, fns)
     assert out.shape == (N, group.dim)
     torch.testing.assert_close(out[:, group.slice("q")], obs.joint_pos_rel(v))
     torch.testing.assert_close(out[:, group.slice("feet")], v.contacts["feet"].float())
-    wrong = ObservationGroupPlan(name="g", terms=(ObservationTermPlan(name="lin", kind="base_lin_vel", dim=4,
-                                                                      start=0),), dim=4)
+    wrong = ObservationGroupPlan(
+        name="g", terms=(ObservationTermPlan(name="lin", kind="base_lin_vel", dim=4, start=0),), dim=4
+    )
     with pytest.raises(ValueError, match="term 'lin' .* returned shape \\(5, 3\\), but the plan gives it 4"):
         compute_observation_group(v, wrong, fns)

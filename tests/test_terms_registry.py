@@ -32,10 +32,22 @@ def view() -> StateView:
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     groups = {"feet": torch.rand(N, 4, generator=g) > 0.5, "thighs": torch.rand(N, 4, generator=g) > 0.5}
     timers = contact_timers.advance(contact_timers.zeros(N, 4), groups["feet"], 0.02)
-    return StateView(base_lin_vel=r(N, 3), base_ang_vel=r(N, 3), projected_gravity=r(N, 3), joint_pos=r(N, J),
-                     joint_vel=r(N, J), joint_torque=r(N, J), prev_joint_vel=r(N, J), default_joint_pos=r(J),
-                     contacts=groups, command=r(N, 3), action=r(N, J), prev_action=r(N, J), dt=0.02,
-                     contact_timers={"feet": timers})
+    return StateView(
+        base_lin_vel=r(N, 3),
+        base_ang_vel=r(N, 3),
+        projected_gravity=r(N, 3),
+        joint_pos=r(N, J),
+        joint_vel=r(N, J),
+        joint_torque=r(N, J),
+        prev_joint_vel=r(N, J),
+        default_joint_pos=r(J),
+        contacts=groups,
+        command=r(N, 3),
+        action=r(N, J),
+        prev_action=r(N, J),
+        dt=0.02,
+        contact_timers={"feet": timers},
+    )
 
 
 def default_params(params_type) -> dict:
@@ -58,8 +70,9 @@ def test_function_keywords_equal_params_fields(key):
 
 def test_all_locomotion_rewards_through_call_reward_terms():
     rewards = [k for (c, _), k in KINDS.items() if c == "reward"]
-    plans = [TermPlan(name=f"r_{k.name}", kind=k.name, params=default_params(k.params_type), weight=-1.0)
-             for k in rewards]
+    plans = [
+        TermPlan(name=f"r_{k.name}", kind=k.name, params=default_params(k.params_type), weight=-1.0) for k in rewards
+    ]
     fns = bind_term_functions(plans, Registry(term_kinds=KINDS), "reward")
     out = call_reward_terms(view(), plans, fns)
     assert set(out) == {p.name for p in plans}
@@ -68,10 +81,12 @@ def test_all_locomotion_rewards_through_call_reward_terms():
 
 def test_uniform_velocity_params_build_a_command_generator():
     kind = KINDS[("command", "uniform_velocity")]
-    params = attrs.asdict(kind.params_type(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0),
-                                           heading=(-3.14, 3.14)))
-    cmd = VelocityCommand.from_params(N, params, generator=torch.Generator().manual_seed(0),
-                                      resampling_time_range_s=(10.0, 10.0))
+    params = attrs.asdict(
+        kind.params_type(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0), heading=(-3.14, 3.14))
+    )
+    cmd = VelocityCommand.from_params(
+        N, params, generator=torch.Generator().manual_seed(0), resampling_time_range_s=(10.0, 10.0)
+    )
     assert cmd.heading_command == params["heading_command"]
     assert cmd.step(0.02, torch.zeros(N)).shape == (N, 3)
     no_heading = dict(params, heading=None, heading_command=False)

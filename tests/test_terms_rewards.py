@@ -23,17 +23,35 @@ def make_view(seed: int = 0, **overrides) -> StateView:
     def r(*shape, scale=1.0):
         return scale * torch.randn(*shape, generator=g)
 
-    contacts = {"feet": torch.rand(N, 4, generator=g) > 0.5, "thighs": torch.rand(N, 4, generator=g) > 0.7,
-                "base": torch.rand(N, 1, generator=g) > 0.9}
+    contacts = {
+        "feet": torch.rand(N, 4, generator=g) > 0.5,
+        "thighs": torch.rand(N, 4, generator=g) > 0.7,
+        "base": torch.rand(N, 1, generator=g) > 0.9,
+    }
     timers = contact_timers.zeros(N, 4)
-    timers = ContactTimers(current_air_time=torch.rand(N, 4, generator=g), current_contact_time=torch.zeros(N, 4),
-                           last_air_time=torch.rand(N, 4, generator=g), last_contact_time=timers.last_contact_time)
-    fields = dict(base_lin_vel=r(N, 3), base_ang_vel=r(N, 3), projected_gravity=r(N, 3, scale=0.1),
-                  joint_pos=r(N, J, scale=0.3), joint_vel=r(N, J, scale=2.0), joint_torque=r(N, J, scale=20.0),
-                  prev_joint_vel=r(N, J, scale=2.0), default_joint_pos=r(J, scale=0.5), contacts=contacts,
-                  command=r(N, 3), action=r(N, J), prev_action=r(N, J), dt=DT,
-                  soft_joint_pos_limits=torch.stack([-torch.ones(J) * 0.4, torch.ones(J) * 0.4], dim=-1),
-                  contact_timers={"feet": timers})
+    timers = ContactTimers(
+        current_air_time=torch.rand(N, 4, generator=g),
+        current_contact_time=torch.zeros(N, 4),
+        last_air_time=torch.rand(N, 4, generator=g),
+        last_contact_time=timers.last_contact_time,
+    )
+    fields = dict(
+        base_lin_vel=r(N, 3),
+        base_ang_vel=r(N, 3),
+        projected_gravity=r(N, 3, scale=0.1),
+        joint_pos=r(N, J, scale=0.3),
+        joint_vel=r(N, J, scale=2.0),
+        joint_torque=r(N, J, scale=20.0),
+        prev_joint_vel=r(N, J, scale=2.0),
+        default_joint_pos=r(J, scale=0.5),
+        contacts=contacts,
+        command=r(N, 3),
+        action=r(N, J),
+        prev_action=r(N, J),
+        dt=DT,
+        soft_joint_pos_limits=torch.stack([-torch.ones(J) * 0.4, torch.ones(J) * 0.4], dim=-1),
+        contact_timers={"feet": timers},
+    )
     fields.update(overrides)
     return StateView(**fields)
 
@@ -51,16 +69,21 @@ def check(actual: torch.Tensor, expected: np.ndarray) -> None:
 def test_velocity_tracking_terms():
     v = make_view(1)
     c, lin, ang = np_(v.command), np_(v.base_lin_vel), np_(v.base_ang_vel)
-    check(rewards.track_lin_vel_xy_exp(v, std=0.5), np.exp(-((c[:, 0] - lin[:, 0]) ** 2 + (c[:, 1] - lin[:, 1]) ** 2)
-                                                           / 0.25))
+    check(
+        rewards.track_lin_vel_xy_exp(v, std=0.5),
+        np.exp(-((c[:, 0] - lin[:, 0]) ** 2 + (c[:, 1] - lin[:, 1]) ** 2) / 0.25),
+    )
     check(rewards.track_lin_vel_xy_exp(v, std=2.0), np.exp(-((c[:, :2] - lin[:, :2]) ** 2).sum(1) / 4.0))
-    check(rewards.track_ang_vel_z_exp(v, std=0.5), np.exp(-(c[:, 2] - ang[:, 2]) ** 2 / 0.25))
+    check(rewards.track_ang_vel_z_exp(v, std=0.5), np.exp(-((c[:, 2] - ang[:, 2]) ** 2) / 0.25))
 
 
 def test_exact_tracking_gives_one():
     v = make_view(2)
-    v = dataclasses.replace(v, base_lin_vel=torch.cat([v.command[:, :2], v.base_lin_vel[:, 2:]], dim=1),
-                            base_ang_vel=torch.cat([v.base_ang_vel[:, :2], v.command[:, 2:]], dim=1))
+    v = dataclasses.replace(
+        v,
+        base_lin_vel=torch.cat([v.command[:, :2], v.base_lin_vel[:, 2:]], dim=1),
+        base_ang_vel=torch.cat([v.base_ang_vel[:, :2], v.command[:, 2:]], dim=1),
+    )
     check(rewards.track_lin_vel_xy_exp(v), np.ones(N))
     check(rewards.track_ang_vel_z_exp(v), np.ones(N))
 
@@ -78,11 +101,17 @@ def test_l2_penalties():
 def test_hand_computed_values():
     """One env with numbers small enough to check by hand."""
     z = torch.zeros
-    v = make_view(0, base_lin_vel=torch.tensor([[0.5, 0.0, 0.2]] * N), command=torch.tensor([[1.0, 0.0, 0.3]] * N),
-                  base_ang_vel=torch.tensor([[0.1, -0.2, 0.3]] * N),
-                  projected_gravity=torch.tensor([[0.6, 0.0, -0.8]] * N),
-                  action=torch.ones(N, J), prev_action=z(N, J), joint_vel=torch.full((N, J), 0.02),
-                  prev_joint_vel=z(N, J))
+    v = make_view(
+        0,
+        base_lin_vel=torch.tensor([[0.5, 0.0, 0.2]] * N),
+        command=torch.tensor([[1.0, 0.0, 0.3]] * N),
+        base_ang_vel=torch.tensor([[0.1, -0.2, 0.3]] * N),
+        projected_gravity=torch.tensor([[0.6, 0.0, -0.8]] * N),
+        action=torch.ones(N, J),
+        prev_action=z(N, J),
+        joint_vel=torch.full((N, J), 0.02),
+        prev_joint_vel=z(N, J),
+    )
     check(rewards.track_lin_vel_xy_exp(v), np.full(N, np.exp(-1.0)))  # 0.25 / 0.25
     check(rewards.track_ang_vel_z_exp(v), np.ones(N))
     check(rewards.lin_vel_z_l2(v), np.full(N, 0.04))
@@ -94,9 +123,9 @@ def test_hand_computed_values():
 
 def test_joint_pos_limits_sums_violations():
     q = torch.zeros(N, J)
-    q[0, 0] = 0.5   # 0.1 above the upper soft limit 0.4
+    q[0, 0] = 0.5  # 0.1 above the upper soft limit 0.4
     q[0, 3] = -0.7  # 0.3 below the lower one
-    q[1, 5] = 0.4   # exactly on the limit: no penalty
+    q[1, 5] = 0.4  # exactly on the limit: no penalty
     v = make_view(4, joint_pos=q)
     expected = np.zeros(N)
     expected[0] = 0.4
@@ -115,8 +144,9 @@ def test_undesired_contacts_counts_bodies():
 
 
 def test_stand_still_gated_by_full_command_norm():
-    command = torch.tensor([[0.0, 0.0, 0.0], [0.03, 0.0, 0.0], [0.03, 0.03, 0.03], [0.0, 0.0, 0.2],
-                            [1.0, 0.0, 0.0], [0.0, 0.0, 0.049]])
+    command = torch.tensor(
+        [[0.0, 0.0, 0.0], [0.03, 0.0, 0.0], [0.03, 0.03, 0.03], [0.0, 0.0, 0.2], [1.0, 0.0, 0.0], [0.0, 0.0, 0.049]]
+    )
     v = make_view(6, command=command)
     deviation = np.abs(np_(v.joint_pos) - np_(v.default_joint_pos)).sum(1)
     gate = np.array([1, 1, 0, 0, 0, 1], dtype=float)  # norm 0.052 of row 2 is above 0.05
@@ -144,10 +174,15 @@ def test_feet_air_time_over_a_touchdown_sequence():
 def test_feet_air_time_sums_feet_and_gates_on_planar_command():
     last_air = torch.tensor([[0.7, 0.2, 0.9, 0.4]]).repeat(N, 1)
     contact_time = torch.tensor([[DT, DT, 2 * DT, 0.0]]).repeat(N, 1)  # feet 0, 1 just landed
-    timers = ContactTimers(current_air_time=torch.zeros(N, 4), current_contact_time=contact_time,
-                           last_air_time=last_air, last_contact_time=torch.zeros(N, 4))
-    command = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.09, 0.0], [0.0, 0.11, 0.0], [0.0, 0.0, 1.0],
-                            [-0.5, 0.5, 0.0], [0.05, 0.05, 0.0]])
+    timers = ContactTimers(
+        current_air_time=torch.zeros(N, 4),
+        current_contact_time=contact_time,
+        last_air_time=last_air,
+        last_contact_time=torch.zeros(N, 4),
+    )
+    command = torch.tensor(
+        [[1.0, 0.0, 0.0], [0.0, 0.09, 0.0], [0.0, 0.11, 0.0], [0.0, 0.0, 1.0], [-0.5, 0.5, 0.0], [0.05, 0.05, 0.0]]
+    )
     v = make_view(7, contact_timers={"feet": timers}, command=command)
     per_env = (0.7 - 0.5) + (0.2 - 0.5)
     gate = np.array([1, 0, 1, 0, 1, 0], dtype=float)  # ||c_xy|| > 0.1; w_z does not count
@@ -167,11 +202,18 @@ def test_terms_work_on_any_object_with_the_fields():
 
 
 REWARD_CALLS = [
-    (rewards.track_lin_vel_xy_exp, {"std": 0.5}), (rewards.track_ang_vel_z_exp, {"std": 0.5}),
-    (rewards.lin_vel_z_l2, {}), (rewards.ang_vel_xy_l2, {}), (rewards.joint_torques_l2, {}),
-    (rewards.joint_acc_l2, {}), (rewards.action_rate_l2, {}), (rewards.flat_orientation_l2, {}),
-    (rewards.joint_pos_limits, {}), (rewards.feet_air_time, {"bodies": "feet", "threshold": 0.5}),
-    (rewards.undesired_contacts, {"bodies": "thighs", "threshold": 1.0}), (rewards.stand_still, {"threshold": 0.05}),
+    (rewards.track_lin_vel_xy_exp, {"std": 0.5}),
+    (rewards.track_ang_vel_z_exp, {"std": 0.5}),
+    (rewards.lin_vel_z_l2, {}),
+    (rewards.ang_vel_xy_l2, {}),
+    (rewards.joint_torques_l2, {}),
+    (rewards.joint_acc_l2, {}),
+    (rewards.action_rate_l2, {}),
+    (rewards.flat_orientation_l2, {}),
+    (rewards.joint_pos_limits, {}),
+    (rewards.feet_air_time, {"bodies": "feet", "threshold": 0.5}),
+    (rewards.undesired_contacts, {"bodies": "thighs", "threshold": 1.0}),
+    (rewards.stand_still, {"threshold": 0.05}),
 ]
 
 #: the StateView fields each reward may read: what a view builder (e.g. imagination) has to fill in
@@ -213,18 +255,24 @@ def test_rewards_read_only_declared_view_fields(fn, kwargs):
 
 def test_call_reward_terms_weights_dt_and_skips_zero_weights():
     v = make_view(10)
-    plans = [TermPlan(name="track", kind="track_lin_vel_xy_exp", params={"std": 0.5}, weight=1.0),
-             TermPlan(name="torques", kind="joint_torques_l2", weight=-2.5e-5),
-             TermPlan(name="air", kind="feet_air_time", params={"bodies": "feet", "threshold": 0.5}, weight=0.5),
-             TermPlan(name="off", kind="joint_pos_limits", weight=0.0)]
+    plans = [
+        TermPlan(name="track", kind="track_lin_vel_xy_exp", params={"std": 0.5}, weight=1.0),
+        TermPlan(name="torques", kind="joint_torques_l2", weight=-2.5e-5),
+        TermPlan(name="air", kind="feet_air_time", params={"bodies": "feet", "threshold": 0.5}, weight=0.5),
+        TermPlan(name="off", kind="joint_pos_limits", weight=0.0),
+    ]
     called = []
 
     def never(view, **_):
         called.append(True)
         return torch.zeros(N)
 
-    fns = {"track": rewards.track_lin_vel_xy_exp, "torques": rewards.joint_torques_l2,
-           "air": rewards.feet_air_time, "off": never}
+    fns = {
+        "track": rewards.track_lin_vel_xy_exp,
+        "torques": rewards.joint_torques_l2,
+        "air": rewards.feet_air_time,
+        "off": never,
+    }
     out = call_reward_terms(v, plans, fns)
     assert set(out) == {"track", "torques", "air"} and not called
     torch.testing.assert_close(out["track"], rewards.track_lin_vel_xy_exp(v, std=0.5) * 1.0 * DT)
@@ -239,8 +287,11 @@ def test_call_reward_terms_rejects_bad_shapes_and_params():
     with pytest.raises(ValueError, match="returned shape"):
         call_reward_terms(v, [TermPlan(name="bad", kind="x", weight=1.0)], {"bad": lambda view: torch.zeros(N, 2)})
     with pytest.raises(TypeError, match="term 'track' .* params \\['sigma'\\]"):
-        call_reward_terms(v, [TermPlan(name="track", kind="track_lin_vel_xy_exp", params={"sigma": 1.0}, weight=1.0)],
-                          {"track": rewards.track_lin_vel_xy_exp})
+        call_reward_terms(
+            v,
+            [TermPlan(name="track", kind="track_lin_vel_xy_exp", params={"sigma": 1.0}, weight=1.0)],
+            {"track": rewards.track_lin_vel_xy_exp},
+        )
 
 
 def test_bind_term_functions_resolves_kinds_with_clear_errors():
@@ -248,11 +299,15 @@ def test_bind_term_functions_resolves_kinds_with_clear_errors():
     from rwmspec.types import TermKind
     from rwmspec_runtime.terms.registry import bind_term_functions, resolve_term_function
 
-    kinds = {("reward", "stand_still"): TermKind(name="stand_still", category="reward", description="d",
-                                                 function="rwmspec_runtime.terms.rewards:stand_still"),
-             ("reward", "no_fn"): TermKind(name="no_fn", category="reward", description="d"),
-             ("reward", "typo"): TermKind(name="typo", category="reward", description="d",
-                                          function="rwmspec_runtime.terms.rewards:stand_stil")}
+    kinds = {
+        ("reward", "stand_still"): TermKind(
+            name="stand_still", category="reward", description="d", function="rwmspec_runtime.terms.rewards:stand_still"
+        ),
+        ("reward", "no_fn"): TermKind(name="no_fn", category="reward", description="d"),
+        ("reward", "typo"): TermKind(
+            name="typo", category="reward", description="d", function="rwmspec_runtime.terms.rewards:stand_stil"
+        ),
+    }
     registry = Registry(term_kinds=kinds)
     fns = bind_term_functions([TermPlan(name="still", kind="stand_still", weight=-1.0)], registry, "reward")
     assert fns == {"still": rewards.stand_still}

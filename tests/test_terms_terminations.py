@@ -12,12 +12,19 @@ from rwmspec_runtime.terms.state import StateView
 def _view(**overrides) -> StateView:
     n, j = 3, 2
     fields = dict(
-        base_lin_vel=torch.zeros(n, 3), base_ang_vel=torch.zeros(n, 3),
+        base_lin_vel=torch.zeros(n, 3),
+        base_ang_vel=torch.zeros(n, 3),
         projected_gravity=torch.tensor([[0.0, 0.0, -1.0]]).repeat(n, 1),
-        joint_pos=torch.zeros(n, j), joint_vel=torch.zeros(n, j), joint_torque=torch.zeros(n, j),
-        prev_joint_vel=torch.zeros(n, j), default_joint_pos=torch.zeros(j),
+        joint_pos=torch.zeros(n, j),
+        joint_vel=torch.zeros(n, j),
+        joint_torque=torch.zeros(n, j),
+        prev_joint_vel=torch.zeros(n, j),
+        default_joint_pos=torch.zeros(j),
         contacts={"base": torch.tensor([[False], [True], [False]])},
-        command=torch.zeros(n, 3), action=torch.zeros(n, j), prev_action=torch.zeros(n, j), dt=0.02,
+        command=torch.zeros(n, 3),
+        action=torch.zeros(n, j),
+        prev_action=torch.zeros(n, j),
+        dt=0.02,
     )
     fields.update(overrides)
     return StateView(**fields)

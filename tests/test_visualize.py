@@ -18,8 +18,10 @@ from rwmspec_runtime.visualize import OUTPUT_DIR, VIDEO_FILE, twin_pose
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 TINY = SPECS / "overlays" / "tiny.toml"
-FROM_PRETRAIN = ('runner.policy_from.spec="anymal_d_pretrain.toml"',
-                 'runner.world_model_from.spec="anymal_d_pretrain.toml"')
+FROM_PRETRAIN = (
+    'runner.policy_from.spec="anymal_d_pretrain.toml"',
+    'runner.world_model_from.spec="anymal_d_pretrain.toml"',
+)
 
 
 def test_twin_pose_integrates_velocity_in_the_yawed_frame():
@@ -37,17 +39,27 @@ def test_twin_pose_recovers_roll_and_pitch_from_gravity():
     _, _, quat = twin_pose(np.zeros(3), 0.0, np.zeros(3), 0.0, gravity, 0.02)
     w, x, y, z = quat
     # rotate world down into the body frame with the quaternion's inverse and compare
-    rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                    [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                    [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    rot = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
     assert np.allclose(rot.T @ np.array([0.0, 0.0, -1.0]), gravity, atol=1e-9)
 
 
 def rwmspec(*args) -> subprocess.CompletedProcess:
     # a subprocess: the OpenGL backend must be chosen before mujoco is imported, which other tests already did
     env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet")
-    return subprocess.run([sys.executable, "-m", "rwmspec", *map(str, args)], cwd=SPECS.parent, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rwmspec", *map(str, args)],
+        cwd=SPECS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_one_pass_writes_plots_video_and_metrics(tmp_path):

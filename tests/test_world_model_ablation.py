@@ -60,8 +60,16 @@ def test_a_run_policy_collects_the_data(ablation, tmp_path):
     """--policy-run: an init run's actor (sampled actions) drives the pretrain spec's env, reproducibly."""
     from rwmspec_runtime.training import TrainRequest, train
 
-    init = train(TrainRequest(spec=ROOT / "specs" / "anymal_d_init.toml", overlays=(TINY,), runs_dir=tmp_path,
-                              max_iterations=1, console="compact"), log=lambda _: None)
+    init = train(
+        TrainRequest(
+            spec=ROOT / "specs" / "anymal_d_init.toml",
+            overlays=(TINY,),
+            runs_dir=tmp_path,
+            max_iterations=1,
+            console="compact",
+        ),
+        log=lambda _: None,
+    )
     extra = ("--variants", "gru_tf", "--seeds", "0", "--trajectories", "2", "--horizons", "1", "2")
     first = run(ablation, tmp_path / "a.json", *extra, source=("--policy-run", str(init.path)))
     again = run(ablation, tmp_path / "b.json", *extra, source=("--policy-run", str(init.path)))

@@ -26,11 +26,26 @@ ARCHS = ("gru", "lstm", "mlp")
 
 
 def tiny_plan(**overrides) -> WorldModelPlan:
-    fields = dict(architecture="gru", base_hidden=(16, 16), state_mean_hidden=(16,), state_logstd_hidden=(16,),
-                  auxiliary_hidden=(16,), ensemble_size=3, history_horizon=M, forecast_horizon=N,
-                  separate_auxiliary_base=True, residual=True, logstd_bounds_init=(-5.0, -4.0), state_dim=S,
-                  action_dim=A, contact_dim=C, termination_dim=R, extension_dim=E, loss_weights=LossWeightsSpec(),
-                  train=WorldModelTrainSpec(mini_batch_size=16, num_mini_batches=2))
+    fields = dict(
+        architecture="gru",
+        base_hidden=(16, 16),
+        state_mean_hidden=(16,),
+        state_logstd_hidden=(16,),
+        auxiliary_hidden=(16,),
+        ensemble_size=3,
+        history_horizon=M,
+        forecast_horizon=N,
+        separate_auxiliary_base=True,
+        residual=True,
+        logstd_bounds_init=(-5.0, -4.0),
+        state_dim=S,
+        action_dim=A,
+        contact_dim=C,
+        termination_dim=R,
+        extension_dim=E,
+        loss_weights=LossWeightsSpec(),
+        train=WorldModelTrainSpec(mini_batch_size=16, num_mini_batches=2),
+    )
     fields.update(overrides)
     return WorldModelPlan(**fields)
 
@@ -42,11 +57,15 @@ def make_model(seed: int = 0, **overrides) -> SystemDynamicsEnsemble:
 
 def random_windows(batch: int, length: int, seed: int = 1) -> Windows:
     g = torch.Generator().manual_seed(seed)
-    return Windows(state=torch.randn(batch, length, S, generator=g), action=torch.randn(batch, length, A, generator=g),
-                   contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
-                   termination=(torch.rand(batch, length, R, generator=g) > 0.9).float(),
-                   extension=torch.randn(batch, length, E, generator=g),
-                   env_ids=torch.zeros(batch, dtype=torch.long), slots=torch.zeros(batch, length, dtype=torch.long))
+    return Windows(
+        state=torch.randn(batch, length, S, generator=g),
+        action=torch.randn(batch, length, A, generator=g),
+        contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
+        termination=(torch.rand(batch, length, R, generator=g) > 0.9).float(),
+        extension=torch.randn(batch, length, E, generator=g),
+        env_ids=torch.zeros(batch, dtype=torch.long),
+        slots=torch.zeros(batch, length, dtype=torch.long),
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -188,8 +207,9 @@ def test_per_env_reset_only_touches_those_rows(arch):
     model.predict(torch.randn(B, M, S), torch.randn(B, M, A))
     model.predict(torch.randn(B, S), torch.randn(B, A))
     keep, reset = [0, 2, 4], [1, 3]
-    before = {name: _memory_rows(base, keep) for name, base in
-              (("state", model.state_base), ("aux", model.auxiliary_base))}
+    before = {
+        name: _memory_rows(base, keep) for name, base in (("state", model.state_base), ("aux", model.auxiliary_base))
+    }
     model.reset(torch.tensor(reset))
     for name, base in (("state", model.state_base), ("aux", model.auxiliary_base)):
         assert torch.all(_memory_rows(base, reset) == 0), name
@@ -229,8 +249,13 @@ def test_member_loss_independent_of_other_members_unless_quirk(arch):
         if perturb:
             with torch.no_grad():
                 model.state_mean_head.layers[0].weight[0] += 3.0
-        terms = world_model_losses(model, windows, forecast_horizon=N, shared_hidden_state_across_members=quirk,
-                                   generator=torch.Generator().manual_seed(7))
+        terms = world_model_losses(
+            model,
+            windows,
+            forecast_horizon=N,
+            shared_hidden_state_across_members=quirk,
+            generator=torch.Generator().manual_seed(7),
+        )
         # gradient of member 1's loss wrt member 0's head: zero unless member 1 continues member 0's rollout
         terms.state[1].backward()
         return terms.state.detach(), model.state_mean_head.layers[0].weight.grad[0].abs().sum()
@@ -288,8 +313,10 @@ def test_builtin_architectures_are_registered():
 
 
 def test_plugin_module_does_not_import_torch():
-    code = ("import sys, rwmspec_plugins.world_models.plugin as p; list(p.rwmspec_world_model_architectures()); "
-            "assert 'torch' not in sys.modules")
+    code = (
+        "import sys, rwmspec_plugins.world_models.plugin as p; list(p.rwmspec_world_model_architectures()); "
+        "assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -336,16 +363,18 @@ def test_a_plugin_adds_an_architecture():
 
     @hookimpl
     def rwmspec_world_model_architectures():
-        yield ArchitectureDef(name="mean_pool", description="running-mean base", recurrent=False,
-                              factory=f"{__name__}:build_mean_pool")
+        yield ArchitectureDef(
+            name="mean_pool", description="running-mean base", recurrent=False, factory=f"{__name__}:build_mean_pool"
+        )
 
     plugin.rwmspec_world_model_architectures = rwmspec_world_model_architectures
     registry = build_registry([("mean_pool", plugin)], load_entry_points=False)
     torch.manual_seed(0)
     model = SystemDynamicsEnsemble(tiny_plan(architecture="mean_pool"), registry=registry)
     assert isinstance(model.state_base, MeanPoolBase)
-    terms = world_model_losses(model, random_windows(6, M + N), forecast_horizon=N,
-                               generator=torch.Generator().manual_seed(0))
+    terms = world_model_losses(
+        model, random_windows(6, M + N), forecast_horizon=N, generator=torch.Generator().manual_seed(0)
+    )
     terms.total(LossWeightsSpec()).backward()
     assert model.state_base.linear.weight.grad is not None
     model.predict(torch.randn(3, M, S), torch.randn(3, M, A))

@@ -30,8 +30,16 @@ cli.register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")
 
 
 def _train(spec: str, runs_dir: Path, iterations: int):
-    return train(TrainRequest(spec=ROOT / "specs" / spec, overlays=(TINY,), runs_dir=runs_dir,
-                              max_iterations=iterations, console="compact"), log=lambda _: None)
+    return train(
+        TrainRequest(
+            spec=ROOT / "specs" / spec,
+            overlays=(TINY,),
+            runs_dir=runs_dir,
+            max_iterations=iterations,
+            console="compact",
+        ),
+        log=lambda _: None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +49,9 @@ def pretrain_run(tmp_path_factory):
 
 def test_eval_model_writes_report_table_and_plots(pretrain_run, tmp_path, capsys):
     out = tmp_path / "out"
-    code = cli.main(["eval-model", str(pretrain_run.path), "--num-trajectories", "3", "--length", "14",
-                     "--out", str(out)])
+    code = cli.main(
+        ["eval-model", str(pretrain_run.path), "--num-trajectories", "3", "--length", "14", "--out", str(out)]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     report = json.loads((out / REPORT_FILE).read_text())
@@ -53,8 +62,14 @@ def test_eval_model_writes_report_table_and_plots(pretrain_run, tmp_path, capsys
     assert report["error_at"]["1"] == pytest.approx(report["error_per_step"][0])
     assert report["error"] == pytest.approx(sum(report["error_per_step"]) / (14 - M), rel=1e-5)
     assert set(report["noised"]) == {"0.1", "0.2", "0.4", "0.8"}
-    assert set(report["blocks"]) == {"base_lin_vel", "base_ang_vel", "projected_gravity", "joint_pos", "joint_vel",
-                                     "joint_torque"}
+    assert set(report["blocks"]) == {
+        "base_lin_vel",
+        "base_ang_vel",
+        "projected_gravity",
+        "joint_pos",
+        "joint_vel",
+        "joint_torque",
+    }
     assert set(report["contact"]) >= {"precision", "recall"} and report["termination"] is not None
     assert report["epistemic_mean"] == 0.0  # one member
     plots = sorted(Path(p).name for p in report["plots"])
@@ -102,8 +117,11 @@ def test_a_policy_that_always_falls_gives_a_clear_error(pretrain_run, monkeypatc
             self.count += 1
             if self.count % 5 == 0:
                 dones = torch.ones_like(dones)
-                extras = dict(extras, time_outs=torch.zeros_like(dones),
-                              terminal_observations=obs.select(*extras["terminal_observations"].keys()))
+                extras = dict(
+                    extras,
+                    time_outs=torch.zeros_like(dones),
+                    terminal_observations=obs.select(*extras["terminal_observations"].keys()),
+                )
             return obs, rewards, dones, extras
 
     monkeypatch.setattr(training, "make_env", lambda *a, **k: Falling(real(*a, **k)))
@@ -118,11 +136,26 @@ def test_length_must_leave_steps_to_predict(pretrain_run, capsys):
 
 
 def test_member_rollout_matches_the_evaluation_rollout():
-    plan = WorldModelPlan(architecture="gru", base_hidden=(8, 8), state_mean_hidden=(8,), state_logstd_hidden=(8,),
-                          auxiliary_hidden=(8,), ensemble_size=3, history_horizon=3, forecast_horizon=2,
-                          separate_auxiliary_base=True, residual=True, logstd_bounds_init=(-5.0, -4.0), state_dim=4,
-                          action_dim=2, contact_dim=1, termination_dim=1, extension_dim=0,
-                          loss_weights=LossWeightsSpec(), train=WorldModelTrainSpec())
+    plan = WorldModelPlan(
+        architecture="gru",
+        base_hidden=(8, 8),
+        state_mean_hidden=(8,),
+        state_logstd_hidden=(8,),
+        auxiliary_hidden=(8,),
+        ensemble_size=3,
+        history_horizon=3,
+        forecast_horizon=2,
+        separate_auxiliary_base=True,
+        residual=True,
+        logstd_bounds_init=(-5.0, -4.0),
+        state_dim=4,
+        action_dim=2,
+        contact_dim=1,
+        termination_dim=1,
+        extension_dim=0,
+        loss_weights=LossWeightsSpec(),
+        train=WorldModelTrainSpec(),
+    )
     torch.manual_seed(0)
     model = SystemDynamicsEnsemble(plan)
     state, action = torch.randn(2, 9, 4), torch.randn(2, 9, 2)

@@ -29,11 +29,26 @@ S, A, C, M, T = 6, 2, 2, 4, 12
 
 
 def tiny_plan(**overrides) -> WorldModelPlan:
-    fields = dict(architecture="gru", base_hidden=(16, 16), state_mean_hidden=(16,), state_logstd_hidden=(16,),
-                  auxiliary_hidden=(16,), ensemble_size=3, history_horizon=M, forecast_horizon=3,
-                  separate_auxiliary_base=True, residual=True, logstd_bounds_init=(-5.0, -4.0), state_dim=S,
-                  action_dim=A, contact_dim=C, termination_dim=1, extension_dim=0, loss_weights=LossWeightsSpec(),
-                  train=WorldModelTrainSpec())
+    fields = dict(
+        architecture="gru",
+        base_hidden=(16, 16),
+        state_mean_hidden=(16,),
+        state_logstd_hidden=(16,),
+        auxiliary_hidden=(16,),
+        ensemble_size=3,
+        history_horizon=M,
+        forecast_horizon=3,
+        separate_auxiliary_base=True,
+        residual=True,
+        logstd_bounds_init=(-5.0, -4.0),
+        state_dim=S,
+        action_dim=A,
+        contact_dim=C,
+        termination_dim=1,
+        extension_dim=0,
+        loss_weights=LossWeightsSpec(),
+        train=WorldModelTrainSpec(),
+    )
     fields.update(overrides)
     return WorldModelPlan(**fields)
 
@@ -41,8 +56,15 @@ def tiny_plan(**overrides) -> WorldModelPlan:
 def windows_of(state: torch.Tensor, action: torch.Tensor, contact: torch.Tensor | None = None) -> Windows:
     B, L = state.shape[:2]
     contact = contact if contact is not None else torch.zeros(B, L, C)
-    return Windows(state=state, action=action, contact=contact, termination=torch.zeros(B, L, 1),
-                   extension=torch.zeros(B, L, 0), env_ids=torch.arange(B), slots=torch.zeros(B, L, dtype=torch.long))
+    return Windows(
+        state=state,
+        action=action,
+        contact=contact,
+        termination=torch.zeros(B, L, 1),
+        extension=torch.zeros(B, L, 0),
+        env_ids=torch.arange(B),
+        slots=torch.zeros(B, L, dtype=torch.long),
+    )
 
 
 class LastInputBase(WorldModelBase):
@@ -72,8 +94,9 @@ def linear_model(a_matrix: torch.Tensor, b_matrix: torch.Tensor) -> SystemDynami
 
     @hookimpl
     def rwmspec_world_model_architectures():
-        yield ArchitectureDef(name="last_input", description="identity features", recurrent=False,
-                              factory=f"{__name__}:build_last_input")
+        yield ArchitectureDef(
+            name="last_input", description="identity features", recurrent=False, factory=f"{__name__}:build_last_input"
+        )
 
     plugin.rwmspec_world_model_architectures = rwmspec_world_model_architectures
     registry = build_registry([("last_input", plugin)], load_entry_points=False)
@@ -156,8 +179,9 @@ def test_noised_variants_compare_with_the_noised_truth():
     model = _constant_bias_model(torch.zeros(S))
     state = (torch.randn(6, 1, S, generator=torch.Generator().manual_seed(1)) + 2.0).expand(6, T, S).clone()
     action = torch.zeros(6, T, A)
-    result = evaluate_world_model(model, windows_of(state, action), noise_sigmas=[0.1, 0.8],
-                                  generator=torch.Generator().manual_seed(0))
+    result = evaluate_world_model(
+        model, windows_of(state, action), noise_sigmas=[0.1, 0.8], generator=torch.Generator().manual_seed(0)
+    )
     assert result.error < 1e-6  # a standing-still model on a standing-still system
     assert 0.0 < result.noised[0.1] < result.noised[0.8]
     assert set(result.metrics()) >= {"autoregressive_error_noised_0.1", "autoregressive_error_noised_0.8"}

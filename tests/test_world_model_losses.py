@@ -19,11 +19,26 @@ S, A, C, R, M, N = 6, 2, 2, 1, 4, 3
 
 def tiny_plan(**overrides) -> WorldModelPlan:
     train = overrides.pop("train", WorldModelTrainSpec(mini_batch_size=16, num_mini_batches=2))
-    fields = dict(architecture="gru", base_hidden=(16, 16), state_mean_hidden=(16,), state_logstd_hidden=(16,),
-                  auxiliary_hidden=(16,), ensemble_size=1, history_horizon=M, forecast_horizon=N,
-                  separate_auxiliary_base=True, residual=True, logstd_bounds_init=(-5.0, -4.0), state_dim=S,
-                  action_dim=A, contact_dim=C, termination_dim=R, extension_dim=0, loss_weights=LossWeightsSpec(),
-                  train=train)
+    fields = dict(
+        architecture="gru",
+        base_hidden=(16, 16),
+        state_mean_hidden=(16,),
+        state_logstd_hidden=(16,),
+        auxiliary_hidden=(16,),
+        ensemble_size=1,
+        history_horizon=M,
+        forecast_horizon=N,
+        separate_auxiliary_base=True,
+        residual=True,
+        logstd_bounds_init=(-5.0, -4.0),
+        state_dim=S,
+        action_dim=A,
+        contact_dim=C,
+        termination_dim=R,
+        extension_dim=0,
+        loss_weights=LossWeightsSpec(),
+        train=train,
+    )
     fields.update(overrides)
     return WorldModelPlan(**fields)
 
@@ -35,11 +50,15 @@ def make_model(seed: int = 0, **overrides) -> SystemDynamicsEnsemble:
 
 def random_windows(batch: int, length: int, seed: int = 1, termination: float = 0.1) -> Windows:
     g = torch.Generator().manual_seed(seed)
-    return Windows(state=torch.randn(batch, length, S, generator=g), action=torch.randn(batch, length, A, generator=g),
-                   contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
-                   termination=(torch.rand(batch, length, R, generator=g) < termination).float(),
-                   extension=torch.zeros(batch, length, 0),
-                   env_ids=torch.zeros(batch, dtype=torch.long), slots=torch.zeros(batch, length, dtype=torch.long))
+    return Windows(
+        state=torch.randn(batch, length, S, generator=g),
+        action=torch.randn(batch, length, A, generator=g),
+        contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
+        termination=(torch.rand(batch, length, R, generator=g) < termination).float(),
+        extension=torch.zeros(batch, length, 0),
+        env_ids=torch.zeros(batch, dtype=torch.long),
+        slots=torch.zeros(batch, length, dtype=torch.long),
+    )
 
 
 def losses(model, windows, seed=0, **kw):
@@ -69,13 +88,14 @@ def test_one_step_forecast_equals_teacher_forcing(arch):
     windows = random_windows(10, M + 1)
     terms = losses(model, windows, seed=5, bootstrap=False)
     # by hand: the history pairs (s_t, a_t) = (state[t], action[t + 1]) predict state[M]
-    out = model(windows.state[:, :M], windows.action[:, 1:M + 1])
+    out = model(windows.state[:, :M], windows.action[:, 1 : M + 1])
     eps = torch.randn((1, 3, 10, S), generator=torch.Generator().manual_seed(5))[0]
     sample = out.mean + torch.exp(out.logstd) * eps
     expected = (sample - windows.state[:, M]).square().sum(dim=-1).mean(dim=-1)
     torch.testing.assert_close(terms.state, expected)
-    contact = F.binary_cross_entropy_with_logits(out.contact_logits, windows.contact[:, M].expand(3, -1, -1),
-                                                 reduction="none").mean(dim=(1, 2))
+    contact = F.binary_cross_entropy_with_logits(
+        out.contact_logits, windows.contact[:, M].expand(3, -1, -1), reduction="none"
+    ).mean(dim=(1, 2))
     torch.testing.assert_close(terms.contact, contact)
 
 
@@ -85,17 +105,19 @@ def test_auxiliary_losses_are_teacher_forced(arch):
     windows = random_windows(9, M + N)
     terms = losses(model, windows, bootstrap=False)
     s, a = windows.state, windows.action
-    out = model(s[:, :M], a[:, 1:M + 1])
+    out = model(s[:, :M], a[:, 1 : M + 1])
     contact_losses, termination_losses = [], []
     for i in range(N):
         if i > 0:  # feed the TRUE previous state, carrying the memory
-            out = model(s[:, M + i - 1:M + i], a[:, M + i:M + i + 1], out.memory)
+            out = model(s[:, M + i - 1 : M + i], a[:, M + i : M + i + 1], out.memory)
         target_c = windows.contact[:, M + i].expand(2, -1, -1)
         target_t = windows.termination[:, M + i].expand(2, -1, -1)
-        contact_losses.append(F.binary_cross_entropy_with_logits(out.contact_logits, target_c, reduction="none")
-                              .mean(dim=(1, 2)))
-        termination_losses.append(F.binary_cross_entropy_with_logits(out.termination_logits, target_t,
-                                                                     reduction="none").mean(dim=(1, 2)))
+        contact_losses.append(
+            F.binary_cross_entropy_with_logits(out.contact_logits, target_c, reduction="none").mean(dim=(1, 2))
+        )
+        termination_losses.append(
+            F.binary_cross_entropy_with_logits(out.termination_logits, target_t, reduction="none").mean(dim=(1, 2))
+        )
     torch.testing.assert_close(terms.contact, torch.stack(contact_losses).mean(dim=0))
     torch.testing.assert_close(terms.termination, torch.stack(termination_losses).mean(dim=0))
 
@@ -104,9 +126,10 @@ def test_nll_state_loss_is_the_gaussian_negative_log_likelihood():
     model = make_model(ensemble_size=2, forecast_horizon=1)
     windows = random_windows(7, M + 1)
     terms = losses(model, windows, state_loss="nll", bootstrap=False)
-    out = model(windows.state[:, :M], windows.action[:, 1:M + 1])
+    out = model(windows.state[:, :M], windows.action[:, 1 : M + 1])
     nll = torch.nn.GaussianNLLLoss(full=True, reduction="none")(
-        out.mean, windows.state[:, M].expand(2, -1, -1), torch.exp(2 * out.logstd))
+        out.mean, windows.state[:, M].expand(2, -1, -1), torch.exp(2 * out.logstd)
+    )
     torch.testing.assert_close(terms.state, nll.sum(dim=-1).mean(dim=-1))
 
 
@@ -130,8 +153,9 @@ def test_loss_weights_are_respected():
     model = make_model(ensemble_size=2)
     terms = losses(model, random_windows(6, M + N))
     weights = LossWeightsSpec(state=0.5, bound=2.0, contact=0.0, termination=3.0, extension=1.0)
-    expected = (0.5 * terms.state.mean() + 2.0 * terms.bound.mean() + 3.0 * terms.termination.mean()
-                + terms.extension.mean())
+    expected = (
+        0.5 * terms.state.mean() + 2.0 * terms.bound.mean() + 3.0 * terms.termination.mean() + terms.extension.mean()
+    )
     torch.testing.assert_close(terms.total(weights), expected)
     terms.total(weights).backward()
     assert all(p.grad is None or torch.all(p.grad == 0) for p in model.contact_head.parameters())
@@ -158,9 +182,13 @@ def _filled_buffer(num_envs=8, steps=40, seed=0) -> ReplayBuffer:
     g = torch.Generator().manual_seed(seed)
     buf = ReplayBuffer(num_envs, steps, S, A, C, R)
     for _ in range(steps):
-        buf.add(torch.randn(num_envs, S, generator=g), torch.randn(num_envs, A, generator=g),
-                (torch.rand(num_envs, C, generator=g) > 0.5).float(), torch.zeros(num_envs, R),
-                done=torch.rand(num_envs, generator=g) < 0.05)
+        buf.add(
+            torch.randn(num_envs, S, generator=g),
+            torch.randn(num_envs, A, generator=g),
+            (torch.rand(num_envs, C, generator=g) > 0.5).float(),
+            torch.zeros(num_envs, R),
+            done=torch.rand(num_envs, generator=g) < 0.05,
+        )
     return buf
 
 
@@ -214,8 +242,12 @@ def test_tiny_model_fits_a_linear_system(arch):
         buf.add(state, last_action)  # buffer layout: (s_k, a_{k-1})
         action = torch.randn(num_envs, A, generator=g)
         state, last_action = state @ a_matrix.T + action @ b_matrix.T, action
-    plan = tiny_plan(architecture=arch, contact_dim=0, termination_dim=0,
-                     train=WorldModelTrainSpec(mini_batch_size=64, num_mini_batches=1, learning_rate=1e-2))
+    plan = tiny_plan(
+        architecture=arch,
+        contact_dim=0,
+        termination_dim=0,
+        train=WorldModelTrainSpec(mini_batch_size=64, num_mini_batches=1, learning_rate=1e-2),
+    )
     torch.manual_seed(0)
     trainer = WorldModelTrainer(SystemDynamicsEnsemble(plan), plan, None, "cpu")
     history = [trainer.update(buf, g)["state_loss"] for _ in range(200)]

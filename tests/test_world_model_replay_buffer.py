@@ -13,15 +13,15 @@ from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, applied_acti
 S, A = 3, 1
 
 
-def _fill(num_envs: int, capacity: int, dones: list[list[bool]], time_outs: list[list[bool]], *,
-          quirk: bool = False) -> ReplayBuffer:
+def _fill(
+    num_envs: int, capacity: int, dones: list[list[bool]], time_outs: list[list[bool]], *, quirk: bool = False
+) -> ReplayBuffer:
     """Each entry's state is (global step, env, 0): windows reveal exactly which entries they hold."""
     buf = ReplayBuffer(num_envs, capacity, S, A, windows_cross_episodes=quirk)
     envs = torch.arange(num_envs, dtype=torch.float32)
     for step, (done, time_out) in enumerate(zip(dones, time_outs, strict=True)):
         state = torch.stack([torch.full((num_envs,), float(step)), envs, torch.zeros(num_envs)], dim=1)
-        buf.add(state, torch.full((num_envs, A), float(step)), done=torch.tensor(done),
-                time_out=torch.tensor(time_out))
+        buf.add(state, torch.full((num_envs, A), float(step)), done=torch.tensor(done), time_out=torch.tensor(time_out))
     return buf
 
 
@@ -34,13 +34,13 @@ def _reference_windows(num_envs, capacity, dones, time_outs, length, quirk):
         if quirk:  # raw slot order; slot j holds the last step written to it; terminations only break windows
             slot_step = [max(s for s in range(steps) if s % capacity == j) for j in range(held)]
             for start in range(held - length + 1):
-                entries = slot_step[start:start + length]
+                entries = slot_step[start : start + length]
                 if not any(dones[s][env] and not time_outs[s][env] for s in entries[:-1]):
                     valid.append((env, tuple(entries)))
         else:  # chronological: the last `held` steps
             chronological = list(range(steps - held, steps))
             for start in range(held - length + 1):
-                entries = chronological[start:start + length]
+                entries = chronological[start : start + length]
                 if not any(dones[s][env] for s in entries[:-1]):
                     valid.append((env, tuple(entries)))
     return valid

@@ -45,8 +45,17 @@ def test_pretrain_fills_the_buffer_trains_the_model_and_saves_it(pretrained):
     steps = 2 * plan.ppo.num_steps_per_env
     assert system.buffer.num_steps == min(steps, plan.world_model.train.replay_buffer_size)
     last = pretrained.metrics.history[-1]
-    for key in ("state_loss", "bound_loss", "contact_loss", "termination_loss", "total_loss", "autoregressive_error",
-                "autoregressive_error_noised_0.8", "autoregressive_error/joint_pos", "contact_precision"):
+    for key in (
+        "state_loss",
+        "bound_loss",
+        "contact_loss",
+        "termination_loss",
+        "total_loss",
+        "autoregressive_error",
+        "autoregressive_error_noised_0.8",
+        "autoregressive_error/joint_pos",
+        "contact_precision",
+    ):
         assert f"System Dynamics/{key}" in last, key
     assert torch.isfinite(torch.tensor(last["System Dynamics/total_loss"]))
     checkpoint = torch.load(pretrained.last_checkpoint, weights_only=False)
@@ -90,8 +99,10 @@ def test_a_policy_only_checkpoint_is_refused_as_holding_no_world_model(pretraine
 
 def test_training_settings_do_not_change_the_fingerprint():
     base = _plan()
-    assert _plan("world_model.train.learning_rate=0.5", "world_model.loss_weights.state=2.0").fingerprint() == \
-        base.fingerprint()
+    assert (
+        _plan("world_model.train.learning_rate=0.5", "world_model.loss_weights.state=2.0").fingerprint()
+        == base.fingerprint()
+    )
     assert _plan("world_model.history_horizon=5").fingerprint() != base.fingerprint()
 
 

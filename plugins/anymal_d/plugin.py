@@ -16,8 +16,12 @@ LEGS = ("LF", "LH", "RF", "RH")
 JOINT_NAMES = tuple(f"{leg}_{j}" for j in ("HAA", "HFE", "KFE") for leg in LEGS)
 #: Isaac Lab ANYMAL_D_CFG init state: HAA 0, front HFE 0.4, hind HFE -0.4, front KFE -0.8, hind KFE 0.8
 DEFAULT_JOINT_POS = (0.0, 0.0, 0.0, 0.0, 0.4, -0.4, 0.4, -0.4, -0.8, 0.8, -0.8, 0.8)
-_HAA_LIMITS = {"LF": (-0.7853985, 0.6108655), "LH": (-0.7853985, 0.6108655),
-               "RF": (-0.6108655, 0.7853985), "RH": (-0.6108655, 0.7853985)}
+_HAA_LIMITS = {
+    "LF": (-0.7853985, 0.6108655),
+    "LH": (-0.7853985, 0.6108655),
+    "RF": (-0.6108655, 0.7853985),
+    "RH": (-0.6108655, 0.7853985),
+}
 _FREE = (-9.42477796076938, 9.42477796076938)
 JOINT_POS_LIMITS = tuple(_HAA_LIMITS[leg] for leg in LEGS) + (_FREE,) * 8
 
@@ -27,27 +31,66 @@ def _labels(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 STATE_BLOCKS = (
-    StateBlock(name="base_lin_vel", dim=3, mean=(0.0, 0.0, 0.0), std=(0.5, 0.5, 0.1),
-               labels=("v_x", "v_y", "v_z"), description="base linear velocity in the base frame (m/s)"),
-    StateBlock(name="base_ang_vel", dim=3, mean=(0.0, 0.0, 0.0), std=(0.3, 0.3, 0.5),
-               labels=("w_x", "w_y", "w_z"), description="base angular velocity in the base frame (rad/s)"),
-    StateBlock(name="projected_gravity", dim=3, mean=(0.0, 0.0, -1.0), std=(0.02, 0.02, 0.04),
-               labels=("g_x", "g_y", "g_z"), description="unit gravity vector in the base frame"),
-    StateBlock(name="joint_pos", dim=12, mean=(0.0,) * 12, std=(0.15,) * 12,
-               labels=_labels("q", JOINT_NAMES), description="joint positions relative to the default pose (rad)"),
-    StateBlock(name="joint_vel", dim=12, mean=(0.0,) * 12, std=(1.0,) * 4 + (1.5,) * 4 + (2.5,) * 4,
-               labels=_labels("dq", JOINT_NAMES), description="joint velocities (rad/s)"),
-    StateBlock(name="joint_torque", dim=12,
-               mean=(-2.0, -2.0, 2.0, 2.0, -6.0, 8.0, -6.0, 8.0, 12.0, -12.0, 12.0, -12.0), std=(15.0,) * 12,
-               labels=_labels("tau", JOINT_NAMES), description="applied joint torques (N m)"),
+    StateBlock(
+        name="base_lin_vel",
+        dim=3,
+        mean=(0.0, 0.0, 0.0),
+        std=(0.5, 0.5, 0.1),
+        labels=("v_x", "v_y", "v_z"),
+        description="base linear velocity in the base frame (m/s)",
+    ),
+    StateBlock(
+        name="base_ang_vel",
+        dim=3,
+        mean=(0.0, 0.0, 0.0),
+        std=(0.3, 0.3, 0.5),
+        labels=("w_x", "w_y", "w_z"),
+        description="base angular velocity in the base frame (rad/s)",
+    ),
+    StateBlock(
+        name="projected_gravity",
+        dim=3,
+        mean=(0.0, 0.0, -1.0),
+        std=(0.02, 0.02, 0.04),
+        labels=("g_x", "g_y", "g_z"),
+        description="unit gravity vector in the base frame",
+    ),
+    StateBlock(
+        name="joint_pos",
+        dim=12,
+        mean=(0.0,) * 12,
+        std=(0.15,) * 12,
+        labels=_labels("q", JOINT_NAMES),
+        description="joint positions relative to the default pose (rad)",
+    ),
+    StateBlock(
+        name="joint_vel",
+        dim=12,
+        mean=(0.0,) * 12,
+        std=(1.0,) * 4 + (1.5,) * 4 + (2.5,) * 4,
+        labels=_labels("dq", JOINT_NAMES),
+        description="joint velocities (rad/s)",
+    ),
+    StateBlock(
+        name="joint_torque",
+        dim=12,
+        mean=(-2.0, -2.0, 2.0, 2.0, -6.0, 8.0, -6.0, 8.0, 12.0, -12.0, 12.0, -12.0),
+        std=(15.0,) * 12,
+        labels=_labels("tau", JOINT_NAMES),
+        description="applied joint torques (N m)",
+    ),
 )
 
 CONTACT_GROUPS = (
     ContactGroup(name="feet", bodies=tuple(f"{leg}_FOOT" for leg in LEGS), description="foot contacts"),
-    ContactGroup(name="thighs", bodies=tuple(f"{leg}_THIGH" for leg in LEGS),
-                 description="thigh contacts (the paper's 'knee contacts')"),
+    ContactGroup(
+        name="thighs",
+        bodies=tuple(f"{leg}_THIGH" for leg in LEGS),
+        description="thigh contacts (the paper's 'knee contacts')",
+    ),
     ContactGroup(name="base", bodies=("base",), description="trunk contact (a fall)"),
 )
+
 
 def _positive(_: object, attribute: attrs.Attribute, value: float) -> None:
     if not value > 0:
@@ -64,10 +107,12 @@ class AnymalDOptions:
     actuator network, which these options do not touch.
     """
 
-    actuator_stiffness: float = attrs.field(default=40.0, validator=_positive,
-                                            metadata={"doc": "Kp of every joint (N m / rad)."})
-    actuator_damping: float = attrs.field(default=5.0, validator=_positive,
-                                          metadata={"doc": "Kd of every joint (N m s / rad)."})
+    actuator_stiffness: float = attrs.field(
+        default=40.0, validator=_positive, metadata={"doc": "Kp of every joint (N m / rad)."}
+    )
+    actuator_damping: float = attrs.field(
+        default=5.0, validator=_positive, metadata={"doc": "Kd of every joint (N m s / rad)."}
+    )
 
 
 ANYMAL_D = RobotDef(
@@ -75,8 +120,7 @@ ANYMAL_D = RobotDef(
     description="ANYbotics ANYmal D quadruped (12 DoF), simple ANYdrive PD actuation (Kp 40, Kd 5, 80 N m)",
     joint_names=JOINT_NAMES,
     default_joint_pos=DEFAULT_JOINT_POS,
-    actuator=ActuatorDef(stiffness=40.0, damping=5.0, effort_limit=80.0, saturation_effort=120.0,
-                         velocity_limit=7.5),
+    actuator=ActuatorDef(stiffness=40.0, damping=5.0, effort_limit=80.0, saturation_effort=120.0, velocity_limit=7.5),
     state_blocks=STATE_BLOCKS,
     contact_groups=CONTACT_GROUPS,
     base_body="base",

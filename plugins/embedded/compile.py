@@ -54,23 +54,38 @@ def compile_embedded(plan: Plan, registry: Registry) -> Artifacts:
     options = _options(plan, problem)
     robot = registry.robots.get(plan.robot.name)
     if robot is not None and not robot.mjcf:
-        problem(f"robot '{robot.name}' has no MJCF model, which the embedded backend simulates",
-                ("robot", "name"), hint="use backend.name = \"isaaclab\", or give the robot plugin an MJCF")
+        problem(
+            f"robot '{robot.name}' has no MJCF model, which the embedded backend simulates",
+            ("robot", "name"),
+            hint='use backend.name = "isaaclab", or give the robot plugin an MJCF',
+        )
     for message, path, hint in _term_problems(plan, registry):
         problem(message, path, hint)
     if problems:
         raise SpecError(problems)
     assert options is not None
     config = EmbeddedConfig(options=options)
-    dump = {"backend": "embedded", "options": attrs.asdict(options), "num_envs": plan.sim.num_envs,
-            "physics_dt": plan.sim.physics_dt, "decimation": plan.sim.decimation,
-            "control_dt": plan.sim.control_dt, "max_episode_length": plan.sim.max_episode_length,
-            "mjcf": robot.mjcf if robot else None, "actuator": attrs.asdict(robot.actuator) if robot else None,
-            "observation_groups": {name: g.dim for name, g in plan.observations.items()},
-            "terms": {section: [t["name"] for t in plan_to_dict(getattr(plan, section))]
-                      for section in ("commands", "actions", "events", "terminations", "rewards")}}
-    return Artifacts(backend="embedded", objects={"config": config},
-                     dumps={"embedded.json": json.dumps(dump, indent=2, default=str) + "\n"})
+    dump = {
+        "backend": "embedded",
+        "options": attrs.asdict(options),
+        "num_envs": plan.sim.num_envs,
+        "physics_dt": plan.sim.physics_dt,
+        "decimation": plan.sim.decimation,
+        "control_dt": plan.sim.control_dt,
+        "max_episode_length": plan.sim.max_episode_length,
+        "mjcf": robot.mjcf if robot else None,
+        "actuator": attrs.asdict(robot.actuator) if robot else None,
+        "observation_groups": {name: g.dim for name, g in plan.observations.items()},
+        "terms": {
+            section: [t["name"] for t in plan_to_dict(getattr(plan, section))]
+            for section in ("commands", "actions", "events", "terminations", "rewards")
+        },
+    }
+    return Artifacts(
+        backend="embedded",
+        objects={"config": config},
+        dumps={"embedded.json": json.dumps(dump, indent=2, default=str) + "\n"},
+    )
 
 
 def structure_options(options: Mapping[str, Any] | EmbeddedOptions | None) -> EmbeddedOptions:
@@ -90,8 +105,11 @@ def _options(plan: Plan, problem) -> EmbeddedOptions | None:
         return structure_options(plan.sim.options)
     except Exception as exc:  # cattrs raises an exception group; its text names the key
         names = ", ".join(f.name for f in attrs.fields(EmbeddedOptions))
-        problem(f"backend.options do not fit the embedded backend: {_flatten(exc)}", ("backend", "options"),
-                hint=f"options are {names} (docs/embedded.md)")
+        problem(
+            f"backend.options do not fit the embedded backend: {_flatten(exc)}",
+            ("backend", "options"),
+            hint=f"options are {names} (docs/embedded.md)",
+        )
         return None
 
 
@@ -103,16 +121,21 @@ def _flatten(exc: BaseException) -> str:
 
 def _term_problems(plan: Plan, registry: Registry) -> Iterator[tuple[str, tuple[Any, ...], str | None]]:
     for category, section in FUNCTION_CATEGORIES.items():
-        terms = ([(("observations", g.name, "terms", t.name), t) for g in plan.observations.values()
-                  for t in g.terms] if category == "observation"
-                 else [((section, t.name), t) for t in plan.rewards])
+        terms = (
+            [(("observations", g.name, "terms", t.name), t) for g in plan.observations.values() for t in g.terms]
+            if category == "observation"
+            else [((section, t.name), t) for t in plan.rewards]
+        )
         for path, term in terms:
             kind = registry.term_kinds.get((category, term.kind))
             if kind is None or kind.function is None:
                 supported = sorted(n for n, k in registry.kinds(category).items() if k.function)
-                yield (f"{category} term '{term.name}' has kind '{term.kind}', which has no torch implementation "
-                       f"the embedded backend can call", (*path, "kind"),
-                       f"supported {category} kinds: {', '.join(supported)}")
+                yield (
+                    f"{category} term '{term.name}' has kind '{term.kind}', which has no torch implementation "
+                    f"the embedded backend can call",
+                    (*path, "kind"),
+                    f"supported {category} kinds: {', '.join(supported)}",
+                )
     yield from _kind_problems(plan.terminations, "terminations", TERMINATION_KINDS)
     yield from _kind_problems(plan.commands, "commands", COMMAND_KINDS)
     yield from _kind_problems(plan.actions, "actions", ACTION_KINDS)
@@ -121,31 +144,48 @@ def _term_problems(plan: Plan, registry: Registry) -> Iterator[tuple[str, tuple[
         if event.kind not in allowed:
             modes = [m for m, kinds in EVENT_KINDS.items() if event.kind in kinds]
             where = f"it runs in mode {', '.join(modes)}" if modes else "the backend does not implement it"
-            yield (f"event '{event.name}' of kind '{event.kind}' cannot run in mode '{event.mode}' on the embedded "
-                   f"backend ({where})", ("events", event.name, "kind"),
-                   f"{event.mode} kinds: {', '.join(allowed) or 'none'}")
+            yield (
+                f"event '{event.name}' of kind '{event.kind}' cannot run in mode '{event.mode}' on the embedded "
+                f"backend ({where})",
+                ("events", event.name, "kind"),
+                f"{event.mode} kinds: {', '.join(allowed) or 'none'}",
+            )
         yield from _event_param_problems(event)
     if len(plan.commands) > 1:
-        yield ("the embedded backend drives one velocity command; the plan has "
-               f"{', '.join(c.name for c in plan.commands)}", ("commands",), "keep one [commands.<name>] table")
+        yield (
+            "the embedded backend drives one velocity command; the plan has "
+            f"{', '.join(c.name for c in plan.commands)}",
+            ("commands",),
+            "keep one [commands.<name>] table",
+        )
 
 
-def _kind_problems(terms: tuple[TermPlan, ...], section: str,
-                   supported: tuple[str, ...]) -> Iterator[tuple[str, tuple[Any, ...], str | None]]:
+def _kind_problems(
+    terms: tuple[TermPlan, ...], section: str, supported: tuple[str, ...]
+) -> Iterator[tuple[str, tuple[Any, ...], str | None]]:
     for term in terms:
         if term.kind not in supported:
-            yield (f"{section[:-1]} '{term.name}' has kind '{term.kind}', which the embedded backend does not "
-                   "implement", (section, term.name, "kind"), f"supported kinds: {', '.join(supported)}")
+            yield (
+                f"{section[:-1]} '{term.name}' has kind '{term.kind}', which the embedded backend does not implement",
+                (section, term.name, "kind"),
+                f"supported kinds: {', '.join(supported)}",
+            )
 
 
 def _event_param_problems(event: TermPlan) -> Iterator[tuple[str, tuple[Any, ...], str | None]]:
     params = event.params
     if event.kind == "randomize_rigid_body_material" and any(params.get("restitution_range", (0.0, 0.0))):
-        yield (f"event '{event.name}': MuJoCo contacts have no restitution coefficient, so the embedded backend "
-               "cannot randomise it", ("events", event.name, "restitution_range"),
-               "set restitution_range = [0.0, 0.0]")
+        yield (
+            f"event '{event.name}': MuJoCo contacts have no restitution coefficient, so the embedded backend "
+            "cannot randomise it",
+            ("events", event.name, "restitution_range"),
+            "set restitution_range = [0.0, 0.0]",
+        )
     if event.kind == "apply_external_force_torque":
         for key in ("force_range", "torque_range"):
             if any(params.get(key, (0.0, 0.0))):
-                yield (f"event '{event.name}': the embedded backend applies no external wrench, so {key} must be "
-                       "zero", ("events", event.name, key), f"set {key} = [0.0, 0.0] or disable the event")
+                yield (
+                    f"event '{event.name}': the embedded backend applies no external wrench, so {key} must be zero",
+                    ("events", event.name, key),
+                    f"set {key} = [0.0, 0.0] or disable the event",
+                )

@@ -62,8 +62,9 @@ def torch_single_threaded(enabled: bool = True) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def make_embedded_env(plan: Plan, registry: Registry, *, device: str | torch.device = "cpu",
-                      num_envs: int | None = None) -> EmbeddedVecEnv:
+def make_embedded_env(
+    plan: Plan, registry: Registry, *, device: str | torch.device = "cpu", num_envs: int | None = None
+) -> EmbeddedVecEnv:
     """The embedded backend's env for ``plan`` (``num_envs`` overrides ``plan.sim.num_envs``).
 
     :raises SpecError: the plan uses terms or options the backend cannot run (RWM402).
@@ -113,8 +114,15 @@ class EmbeddedVecEnv:
     (``[N]`` long, settable), ``cfg`` (the plan as plain data), ``step_dt`` (control period, s).
     """
 
-    def __init__(self, plan: Plan, registry: Registry, config: EmbeddedConfig, *,
-                 device: str | torch.device = "cpu", num_envs: int | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        registry: Registry,
+        config: EmbeddedConfig,
+        *,
+        device: str | torch.device = "cpu",
+        num_envs: int | None = None,
+    ) -> None:
         options = config.options
         self.plan = plan
         self.cfg: dict[str, Any] = plan_to_dict(plan)
@@ -137,13 +145,19 @@ class EmbeddedVecEnv:
         self._noise_gen = torch.Generator().manual_seed(int(seeds[4].generate_state(1)[0]))
 
         # physics
-        model, index = build_model(plan, self.robot, solver_iterations=options.solver_iterations,
-                                   ls_iterations=options.ls_iterations)
+        model, index = build_model(
+            plan, self.robot, solver_iterations=options.solver_iterations, ls_iterations=options.ls_iterations
+        )
         self.model = model
-        models = build_env_models(model, plan.events, self.num_envs, self._startup_rng,
-                                  variants=options.model_variants)
-        self.physics = BatchedPhysics(models, index, decimation=plan.sim.decimation, num_threads=options.num_threads,
-                                      chunk_size=options.chunk_size, contact_history=options.contact_history)
+        models = build_env_models(model, plan.events, self.num_envs, self._startup_rng, variants=options.model_variants)
+        self.physics = BatchedPhysics(
+            models,
+            index,
+            decimation=plan.sim.decimation,
+            num_threads=options.num_threads,
+            chunk_size=options.chunk_size,
+            contact_history=options.contact_history,
+        )
         default_state = _default_state(model, index, self.robot)
         limits = np.asarray(self.robot.soft_joint_pos_limits) if self.robot.soft_joint_pos_limits else None
         self._reset_events = ResetEvents(plan, self.physics, default_state, limits)
@@ -169,13 +183,19 @@ class EmbeddedVecEnv:
         self._episode_length_buf = torch.zeros(n, dtype=torch.long)
         self.episode_sums = {t.name: torch.zeros(n, **f32) for t in plan.rewards}
         self.contact_timers: dict[str, ContactTimers] = {
-            g: contact_timers.zeros(n, len(b)) for g, (b, _) in self._groups.items()}
+            g: contact_timers.zeros(n, len(b)) for g, (b, _) in self._groups.items()
+        }
         self._contacts: dict[str, torch.Tensor] = {
-            g: torch.zeros(n, len(b), dtype=torch.bool) for g, (b, _) in self._groups.items()}
+            g: torch.zeros(n, len(b), dtype=torch.bool) for g, (b, _) in self._groups.items()
+        }
         slices = self.physics.contact_slices
-        self._contact_threshold_sq = np.concatenate([np.full(slices[g].stop - slices[g].start, threshold ** 2)
-                                                     for g, (_, threshold) in self._groups.items()]) \
-            if self._groups else np.zeros(0)
+        self._contact_threshold_sq = (
+            np.concatenate(
+                [np.full(slices[g].stop - slices[g].start, threshold**2) for g, (_, threshold) in self._groups.items()]
+            )
+            if self._groups
+            else np.zeros(0)
+        )
 
         everyone = np.ones(n, dtype=bool)
         self._reset_events.apply(everyone, self._reset_rng)
@@ -231,15 +251,19 @@ class EmbeddedVecEnv:
             obs, rewards, dones, extras = self._step(actions)
         if self.device == self._cpu:
             return obs, rewards, dones, extras
-        extras = {"time_outs": extras["time_outs"].to(self.device), "log": extras["log"],
-                  "terminal_observations": extras["terminal_observations"].to(self.device)}
+        extras = {
+            "time_outs": extras["time_outs"].to(self.device),
+            "log": extras["log"],
+            "terminal_observations": extras["terminal_observations"].to(self.device),
+        }
         return obs, rewards.to(self.device), dones.to(self.device), extras
 
     def _step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """``step`` on the CPU; only the observations are already on ``device``."""
         if actions.shape != (self.num_envs, self.num_actions):
-            raise ValueError(f"actions must have shape ({self.num_envs}, {self.num_actions}), "
-                             f"got {tuple(actions.shape)}")
+            raise ValueError(
+                f"actions must have shape ({self.num_envs}, {self.num_actions}), got {tuple(actions.shape)}"
+            )
         self.prev_action = self.action
         self.action = actions.detach().to(device=self._cpu, dtype=torch.float32).clone()
         targets = self._actions.targets(self.action.cpu().numpy().astype(np.float64))
@@ -250,12 +274,14 @@ class EmbeddedVecEnv:
         flags = torch.from_numpy(self.physics.contact_force_sq_max() > self._contact_threshold_sq)
         contacts = {g: flags[:, self.physics.contact_slices[g]] for g in self._groups}
         self._contacts = contacts
-        self.contact_timers = {g: contact_timers.advance(t, contacts[g], self.step_dt)
-                               for g, t in self.contact_timers.items()}
+        self.contact_timers = {
+            g: contact_timers.advance(t, contacts[g], self.step_dt) for g, t in self.contact_timers.items()
+        }
         kinematics = self._kinematics()
         view = self._build_view(kinematics)
-        term_dones = {t.name: self._termination_fns[t.name](view, **t.params).to(torch.bool)
-                      for t in self.plan.terminations}
+        term_dones = {
+            t.name: self._termination_fns[t.name](view, **t.params).to(torch.bool) for t in self.plan.terminations
+        }
         time_outs = torch.zeros(self.num_envs, dtype=torch.bool)
         terminated = torch.zeros_like(time_outs)
         for t in self.plan.terminations:
@@ -306,8 +332,12 @@ class EmbeddedVecEnv:
         if not plan.commands:
             return None
         term = plan.commands[0]
-        return VelocityCommand.from_params(self.num_envs, term.params, generator=self._command_gen,
-                                           resampling_time_range_s=term.interval_range_s or (10.0, 10.0))
+        return VelocityCommand.from_params(
+            self.num_envs,
+            term.params,
+            generator=self._command_gen,
+            resampling_time_range_s=term.interval_range_s or (10.0, 10.0),
+        )
 
     @staticmethod
     def _to_torch(array: np.ndarray) -> torch.Tensor:
@@ -315,9 +345,15 @@ class EmbeddedVecEnv:
 
     def _kinematics(self) -> dict[str, np.ndarray]:
         p = self.physics
-        return {"base_lin_vel": p.base_lin_vel_b(), "base_ang_vel": p.base_ang_vel_b(),
-                "projected_gravity": p.projected_gravity(), "joint_pos": p.joint_pos(), "joint_vel": p.joint_vel(),
-                "joint_torque": p.joint_torque(), "heading": p.heading()}
+        return {
+            "base_lin_vel": p.base_lin_vel_b(),
+            "base_ang_vel": p.base_ang_vel_b(),
+            "projected_gravity": p.projected_gravity(),
+            "joint_pos": p.joint_pos(),
+            "joint_vel": p.joint_vel(),
+            "joint_torque": p.joint_torque(),
+            "heading": p.heading(),
+        }
 
     def _build_view(self, kin: dict[str, np.ndarray]) -> StateView:
         # one float64 -> float32 conversion for all physics quantities, then views into it
@@ -326,16 +362,28 @@ class EmbeddedVecEnv:
         parts = dict(zip(keys, torch.split(packed, [kin[k].shape[1] for k in keys], dim=1), strict=True))
         command = self.commands.command if self.commands is not None else torch.zeros(self.num_envs, 3)
         return StateView(
-            base_lin_vel=parts["base_lin_vel"], base_ang_vel=parts["base_ang_vel"],
-            projected_gravity=parts["projected_gravity"], joint_pos=parts["joint_pos"],
-            joint_vel=parts["joint_vel"], joint_torque=parts["joint_torque"], prev_joint_vel=self._prev_joint_vel,
-            default_joint_pos=self._default_joint_pos, contacts=self._contacts, command=command,
-            action=self.action, prev_action=self.prev_action, dt=self.step_dt,
-            soft_joint_pos_limits=self._soft_limits, episode_length=self._episode_length_buf,
-            max_episode_length=self.max_episode_length, contact_timers=self.contact_timers)
+            base_lin_vel=parts["base_lin_vel"],
+            base_ang_vel=parts["base_ang_vel"],
+            projected_gravity=parts["projected_gravity"],
+            joint_pos=parts["joint_pos"],
+            joint_vel=parts["joint_vel"],
+            joint_torque=parts["joint_torque"],
+            prev_joint_vel=self._prev_joint_vel,
+            default_joint_pos=self._default_joint_pos,
+            contacts=self._contacts,
+            command=command,
+            action=self.action,
+            prev_action=self.prev_action,
+            dt=self.step_dt,
+            soft_joint_pos_limits=self._soft_limits,
+            episode_length=self._episode_length_buf,
+            max_episode_length=self.max_episode_length,
+            contact_timers=self.contact_timers,
+        )
 
-    def _episode_log(self, dones: torch.Tensor, term_dones: dict[str, torch.Tensor],
-                     unstable: torch.Tensor) -> dict[str, float]:
+    def _episode_log(
+        self, dones: torch.Tensor, term_dones: dict[str, torch.Tensor], unstable: torch.Tensor
+    ) -> dict[str, float]:
         """Isaac Lab's reset log: mean episode sum per reward term over the done envs divided by the maximum
         episode length in seconds, and the number of done envs each termination term ended."""
         log: dict[str, float] = {}

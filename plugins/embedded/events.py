@@ -74,8 +74,9 @@ def _apply_operation(default: np.ndarray, sample: np.ndarray, operation: str) ->
 # ---------------------------------------------------------------------------------------------------------------------
 # start-up: per-env models
 # ---------------------------------------------------------------------------------------------------------------------
-def build_env_models(model: mujoco.MjModel, events: Sequence[TermPlan], num_envs: int, rng: np.random.Generator,
-                     *, variants: int = 0) -> list[mujoco.MjModel]:
+def build_env_models(
+    model: mujoco.MjModel, events: Sequence[TermPlan], num_envs: int, rng: np.random.Generator, *, variants: int = 0
+) -> list[mujoco.MjModel]:
     """One model per env with the start-up events applied (``[model] * N`` when there are none).
 
     :param variants: number of distinct models; 0 gives every env its own (Isaac Lab semantics). With ``K > 0``
@@ -94,16 +95,19 @@ def build_env_models(model: mujoco.MjModel, events: Sequence[TermPlan], num_envs
         elif event.kind == "randomize_rigid_body_com":
             _randomize_com(model, models, event.params, rng)
         else:
-            raise ValueError(f"event {event.name!r}: kind {event.kind!r} cannot run at start-up on the embedded "
-                             f"backend (start-up kinds: {', '.join(STARTUP_KINDS)})")
+            raise ValueError(
+                f"event {event.name!r}: kind {event.kind!r} cannot run at start-up on the embedded "
+                f"backend (start-up kinds: {', '.join(STARTUP_KINDS)})"
+            )
     data = mujoco.MjData(model)
     for m in models:
         mujoco.mj_setConst(m, data)  # derived constants (subtree masses, inverse weights) of the new inertias
     return [models[i % count] for i in range(num_envs)]
 
 
-def _randomize_material(model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any],
-                        rng: np.random.Generator) -> None:
+def _randomize_material(
+    model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     geoms = geoms_of_bodies(model, params.get("body_names", ".*"))
     num_buckets = int(params.get("num_buckets", 64))
     static = rng.uniform(*params["static_friction_range"], size=num_buckets)
@@ -112,20 +116,23 @@ def _randomize_material(model: mujoco.MjModel, models: list[mujoco.MjModel], par
         m.geom_friction[geoms, 0] = static[choice]
 
 
-def _randomize_mass(model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any],
-                    rng: np.random.Generator) -> None:
+def _randomize_mass(
+    model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     bodies = bodies_matching(model, params.get("body_names", "base"))
     default = model.body_mass[bodies]
-    sample = _sample(rng, params.get("distribution", "uniform"), params["mass_distribution_params"],
-                     (len(models), len(bodies)))
+    sample = _sample(
+        rng, params.get("distribution", "uniform"), params["mass_distribution_params"], (len(models), len(bodies))
+    )
     masses = np.clip(_apply_operation(default, sample, params["operation"]), 1e-6, None)
     for m, mass in zip(models, masses, strict=True):
         m.body_mass[bodies] = mass
         m.body_inertia[bodies] = model.body_inertia[bodies] * (mass / default)[:, None]
 
 
-def _randomize_com(model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any],
-                   rng: np.random.Generator) -> None:
+def _randomize_com(
+    model: mujoco.MjModel, models: list[mujoco.MjModel], params: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     bodies = bodies_matching(model, params.get("body_names", "base"))
     offsets = _uniform(rng, _axis_ranges(params["com_range"], ("x", "y", "z")), len(models))
     for m, offset in zip(models, offsets, strict=True):
@@ -138,13 +145,16 @@ def _randomize_com(model: mujoco.MjModel, models: list[mujoco.MjModel], params: 
 class ResetEvents:
     """Writes the reset state of a set of envs: the default state, then each reset event in plan order."""
 
-    def __init__(self, plan: Plan, physics: BatchedPhysics, default_state: np.ndarray,
-                 soft_joint_limits: np.ndarray | None) -> None:
+    def __init__(
+        self, plan: Plan, physics: BatchedPhysics, default_state: np.ndarray, soft_joint_limits: np.ndarray | None
+    ) -> None:
         self.events = [e for e in plan.events if e.mode == "reset"]
         for e in self.events:
             if e.kind not in RESET_KINDS:
-                raise ValueError(f"event {e.name!r}: kind {e.kind!r} cannot run at reset on the embedded backend "
-                                 f"(reset kinds: {', '.join(RESET_KINDS)})")
+                raise ValueError(
+                    f"event {e.name!r}: kind {e.kind!r} cannot run at reset on the embedded backend "
+                    f"(reset kinds: {', '.join(RESET_KINDS)})"
+                )
         self.physics = physics
         self.default_state = default_state
         idx = physics.index
@@ -193,14 +203,19 @@ class IntervalEvents:
         self.events = [e for e in plan.events if e.mode == "interval"]
         for e in self.events:
             if e.kind not in INTERVAL_KINDS:
-                raise ValueError(f"event {e.name!r}: kind {e.kind!r} cannot run at intervals on the embedded "
-                                 f"backend (interval kinds: {', '.join(INTERVAL_KINDS)})")
+                raise ValueError(
+                    f"event {e.name!r}: kind {e.kind!r} cannot run at intervals on the embedded "
+                    f"backend (interval kinds: {', '.join(INTERVAL_KINDS)})"
+                )
             if e.interval_range_s is None:
                 raise ValueError(f"interval event {e.name!r} has no interval_range_s")
         self.physics = physics
         n = physics.num_envs
-        self.time_left = np.stack([rng.uniform(*e.interval_range_s, size=n) for e in self.events]) \
-            if self.events else np.zeros((0, n))
+        self.time_left = (
+            np.stack([rng.uniform(*e.interval_range_s, size=n) for e in self.events])
+            if self.events
+            else np.zeros((0, n))
+        )
         #: ``[N]`` bool, envs pushed by the last ``step`` (any interval event)
         self.fired = np.zeros(n, dtype=bool)
 

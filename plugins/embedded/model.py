@@ -36,19 +36,24 @@ SENSOR_PREFIX = "rwmspec_"
 def mjcf_file(robot: RobotDef) -> Path:
     """The MJCF file named by ``robot.mjcf`` (``"package:relative/path.xml"``)."""
     if not robot.mjcf:
-        raise ValueError(f"robot {robot.name!r} has no MJCF model (RobotDef.mjcf is unset), so the embedded backend "
-                         "cannot simulate it; choose backend 'isaaclab' or add an MJCF to the robot plugin")
+        raise ValueError(
+            f"robot {robot.name!r} has no MJCF model (RobotDef.mjcf is unset), so the embedded backend "
+            "cannot simulate it; choose backend 'isaaclab' or add an MJCF to the robot plugin"
+        )
     package, sep, relative = robot.mjcf.partition(":")
     if not sep or not package or not relative:
-        raise ValueError(f"robot {robot.name!r}: RobotDef.mjcf = {robot.mjcf!r} must look like "
-                         "'package.name:relative/file.xml'")
+        raise ValueError(
+            f"robot {robot.name!r}: RobotDef.mjcf = {robot.mjcf!r} must look like 'package.name:relative/file.xml'"
+        )
     try:
         path = Path(str(resources.files(package).joinpath(relative)))
     except ModuleNotFoundError as exc:
         raise FileNotFoundError(f"robot {robot.name!r}: package {package!r} of RobotDef.mjcf is not installed") from exc
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: MJCF of robot {robot.name!r} not found (RobotDef.mjcf = {robot.mjcf!r}); "
-                                "reinstall the robot plugin or fix its mjcf reference")
+        raise FileNotFoundError(
+            f"{path}: MJCF of robot {robot.name!r} not found (RobotDef.mjcf = {robot.mjcf!r}); "
+            "reinstall the robot plugin or fix its mjcf reference"
+        )
     return path
 
 
@@ -71,8 +76,11 @@ def plan_actuator(plan: Plan, robot: RobotDef) -> ActuatorDef:
     """The robot's actuator with the robot options ``actuator_stiffness`` / ``actuator_damping`` applied (a robot
     plugin that offers them lets a spec change the PD gains without a new robot)."""
     options = plan.robot.options
-    changes = {field: options[key] for key, field in (("actuator_stiffness", "stiffness"),
-                                                     ("actuator_damping", "damping")) if options.get(key) is not None}
+    changes = {
+        field: options[key]
+        for key, field in (("actuator_stiffness", "stiffness"), ("actuator_damping", "damping"))
+        if options.get(key) is not None
+    }
     return attrs.evolve(robot.actuator, **changes)
 
 
@@ -86,22 +94,32 @@ def actuator_parameters(actuator: ActuatorDef) -> ActuatorParameters:
     beyond the no-load speed (``|w| > w_max``), where Isaac Lab outputs zero and the motor model brakes.
     """
     if actuator.saturation_effort is None or actuator.velocity_limit is None:
-        return ActuatorParameters(dc_motor=False, stiffness=actuator.stiffness, damping=actuator.damping,
-                                  effort_limit=actuator.effort_limit)
+        return ActuatorParameters(
+            dc_motor=False, stiffness=actuator.stiffness, damping=actuator.damping, effort_limit=actuator.effort_limit
+        )
     k = 1.0
     voltage = actuator.velocity_limit * k
-    return ActuatorParameters(dc_motor=True, stiffness=actuator.stiffness, damping=actuator.damping,
-                              effort_limit=actuator.effort_limit, motor_constant=k,
-                              resistance=k * voltage / actuator.saturation_effort, voltage_limit=voltage)
+    return ActuatorParameters(
+        dc_motor=True,
+        stiffness=actuator.stiffness,
+        damping=actuator.damping,
+        effort_limit=actuator.effort_limit,
+        motor_constant=k,
+        resistance=k * voltage / actuator.saturation_effort,
+        voltage_limit=voltage,
+    )
 
 
 def _set_actuator(act: mujoco.MjsActuator, params: ActuatorParameters) -> None:
     if params.dc_motor:
         k = params.motor_constant
-        act.set_to_dcmotor(motorconst=[k, k], resistance=params.resistance,
-                           saturation=[params.effort_limit, 0.0, 0.0],
-                           controller=[params.stiffness, 0.0, params.damping, 0.0, 0.0, params.voltage_limit],
-                           ctrlspec=int(mujoco.mjtCtrlInput.mjINPUT_POS))
+        act.set_to_dcmotor(
+            motorconst=[k, k],
+            resistance=params.resistance,
+            saturation=[params.effort_limit, 0.0, 0.0],
+            controller=[params.stiffness, 0.0, params.damping, 0.0, 0.0, params.voltage_limit],
+            ctrlspec=int(mujoco.mjtCtrlInput.mjINPUT_POS),
+        )
     else:
         act.set_to_position(kp=params.stiffness, kv=params.damping)
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
@@ -140,12 +158,15 @@ def _body_names(model: mujoco.MjModel) -> list[str]:
 
 def _require(name: str, names: list[str], what: str, path: Path) -> None:
     if name not in names:
-        raise ValueError(f"{path}: the robot plan names {what} {name!r}, which the MJCF does not have "
-                         f"({what}s: {', '.join(n for n in names if n) or 'none'}); fix the robot plugin")
+        raise ValueError(
+            f"{path}: the robot plan names {what} {name!r}, which the MJCF does not have "
+            f"({what}s: {', '.join(n for n in names if n) or 'none'}); fix the robot plugin"
+        )
 
 
-def build_model(plan: Plan, robot: RobotDef, *, solver_iterations: int | None = None,
-                ls_iterations: int | None = None) -> tuple[mujoco.MjModel, ModelIndex]:
+def build_model(
+    plan: Plan, robot: RobotDef, *, solver_iterations: int | None = None, ls_iterations: int | None = None
+) -> tuple[mujoco.MjModel, ModelIndex]:
     """Compile the robot's MJCF for this plan and index it. Raises ``ValueError`` naming the file on mismatches."""
     path = mjcf_file(robot)
     spec = mujoco.MjSpec.from_file(str(path))
@@ -170,8 +191,10 @@ def build_model(plan: Plan, robot: RobotDef, *, solver_iterations: int | None = 
     for act in spec.actuators:
         if act.trntype == mujoco.mjtTrn.mjTRN_JOINT and act.target in plan.robot.joint_names:
             if act.target in by_joint:
-                raise ValueError(f"{path}: joint {act.target!r} has two actuators; the embedded backend drives each "
-                                 "plan joint with exactly one")
+                raise ValueError(
+                    f"{path}: joint {act.target!r} has two actuators; the embedded backend drives each "
+                    "plan joint with exactly one"
+                )
             by_joint[act.target] = act
     missing = [j for j in plan.robot.joint_names if j not in by_joint]
     if missing:
@@ -183,14 +206,22 @@ def build_model(plan: Plan, robot: RobotDef, *, solver_iterations: int | None = 
     for sensor in list(spec.sensors):
         spec.delete(sensor)
     for name in plan.robot.joint_names:
-        spec.add_sensor(name=f"{SENSOR_PREFIX}tau_{name}", type=mujoco.mjtSensor.mjSENS_JOINTACTFRC,
-                        objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=name)
+        spec.add_sensor(
+            name=f"{SENSOR_PREFIX}tau_{name}",
+            type=mujoco.mjtSensor.mjSENS_JOINTACTFRC,
+            objtype=mujoco.mjtObj.mjOBJ_JOINT,
+            objname=name,
+        )
     contact_sensors: dict[str, list[str]] = {}
     for group, names in plan.robot.contact_bodies.items():
         contact_sensors[group] = [f"{SENSOR_PREFIX}contact_{name}" for name in names]
     for name in dict.fromkeys(n for names in plan.robot.contact_bodies.values() for n in names):
-        sensor = spec.add_sensor(name=f"{SENSOR_PREFIX}contact_{name}", type=mujoco.mjtSensor.mjSENS_CONTACT,
-                                 objtype=mujoco.mjtObj.mjOBJ_BODY, objname=name)
+        sensor = spec.add_sensor(
+            name=f"{SENSOR_PREFIX}contact_{name}",
+            type=mujoco.mjtSensor.mjSENS_CONTACT,
+            objtype=mujoco.mjtObj.mjOBJ_BODY,
+            objname=name,
+        )
         # intprm = (data bits: force = 2, reduce: net force = 3, slots: 1) -> 3 values, the body's net contact force
         sensor.intprm = [2, 3, 1]
 
@@ -202,15 +233,23 @@ def _index(model: mujoco.MjModel, plan: Plan, path: Path, contact_sensors: dict[
     qpos0 = 1  # the time occupies column 0 of the state vector
     qvel0 = qpos0 + model.nq
     base = model.body(plan.robot.base_body)
-    free = [j for j in range(model.njnt) if model.jnt_bodyid[j] == base.id
-            and model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+    free = [
+        j
+        for j in range(model.njnt)
+        if model.jnt_bodyid[j] == base.id and model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE
+    ]
     if not free:
-        raise ValueError(f"{path}: base body {plan.robot.base_body!r} has no free joint; a floating-base robot needs "
-                         "<freejoint/> in its base body")
+        raise ValueError(
+            f"{path}: base body {plan.robot.base_body!r} has no free joint; a floating-base robot needs "
+            "<freejoint/> in its base body"
+        )
     qadr, dadr = model.jnt_qposadr[free[0]], model.jnt_dofadr[free[0]]
     joint_ids = [model.joint(n).id for n in plan.robot.joint_names]
-    actuator_of = {int(model.actuator_trnid[a, 0]): a for a in range(model.nu)
-                   if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT}
+    actuator_of = {
+        int(model.actuator_trnid[a, 0]): a
+        for a in range(model.nu)
+        if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT
+    }
 
     def sensor_cols(name: str, width: int) -> np.ndarray:
         adr = model.sensor_adr[model.sensor(name).id]
@@ -236,8 +275,14 @@ def _index(model: mujoco.MjModel, plan: Plan, path: Path, contact_sensors: dict[
 def geoms_of_bodies(model: mujoco.MjModel, pattern: str) -> np.ndarray:
     """Collision geoms (contype or conaffinity set) of the bodies whose name fully matches ``pattern``."""
     bodies = bodies_matching(model, pattern)
-    return np.array([g for g in range(model.ngeom) if model.geom_bodyid[g] in set(bodies.tolist())
-                     and (model.geom_contype[g] or model.geom_conaffinity[g])], dtype=int)
+    return np.array(
+        [
+            g
+            for g in range(model.ngeom)
+            if model.geom_bodyid[g] in set(bodies.tolist()) and (model.geom_contype[g] or model.geom_conaffinity[g])
+        ],
+        dtype=int,
+    )
 
 
 def bodies_matching(model: mujoco.MjModel, pattern: str) -> np.ndarray:
@@ -245,6 +290,8 @@ def bodies_matching(model: mujoco.MjModel, pattern: str) -> np.ndarray:
     regex = re.compile(pattern)
     ids = [i for i, name in enumerate(_body_names(model)) if i > 0 and name and regex.fullmatch(name)]
     if not ids:
-        raise ValueError(f"body_names {pattern!r} matches no body of the model (bodies: "
-                         f"{', '.join(n for n in _body_names(model)[1:] if n)})")
+        raise ValueError(
+            f"body_names {pattern!r} matches no body of the model (bodies: "
+            f"{', '.join(n for n in _body_names(model)[1:] if n)})"
+        )
     return np.array(ids, dtype=int)

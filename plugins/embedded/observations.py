@@ -36,8 +36,9 @@ class _GroupAssembler:
             if term.scale is not None:
                 scale[cols] = term.scale
         self.noise = noise.to(device) if group.corruption and bool(noise.any()) else None
-        self.clip = (low.to(device), high.to(device)) if bool(torch.isfinite(low).any() | torch.isfinite(high).any()) \
-            else None
+        self.clip = (
+            (low.to(device), high.to(device)) if bool(torch.isfinite(low).any() | torch.isfinite(high).any()) else None
+        )
         self.scale = scale.to(device) if bool((scale != 1.0).any()) else None
 
     def __call__(self, view: StateView, generator: torch.Generator) -> torch.Tensor:
@@ -55,8 +56,13 @@ class _GroupAssembler:
 class ObservationAssembler:
     """Builds the ``TensorDict`` of all observation groups (``[N, dim]`` float32 each) from a ``StateView``."""
 
-    def __init__(self, groups: dict[str, ObservationGroupPlan], registry: Registry, device: torch.device,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        groups: dict[str, ObservationGroupPlan],
+        registry: Registry,
+        device: torch.device,
+        generator: torch.Generator,
+    ) -> None:
         self.groups = {name: _GroupAssembler(group, registry, device) for name, group in groups.items()}
         self.generator = generator
         self.device = device

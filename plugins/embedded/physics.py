@@ -52,8 +52,16 @@ def resolve_chunk_size(num_envs: int, threads: int, chunk_size: int) -> int:
 class BatchedPhysics:
     """Physics of ``N = len(models)`` envs; ``models`` are compatible MjModels (one per env, possibly shared)."""
 
-    def __init__(self, models: Sequence[mujoco.MjModel], index: ModelIndex, *, decimation: int,
-                 num_threads: int = 0, chunk_size: int = 0, contact_history: int = 1) -> None:
+    def __init__(
+        self,
+        models: Sequence[mujoco.MjModel],
+        index: ModelIndex,
+        *,
+        decimation: int,
+        num_threads: int = 0,
+        chunk_size: int = 0,
+        contact_history: int = 1,
+    ) -> None:
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         self.models = list(models)
@@ -83,7 +91,9 @@ class BatchedPhysics:
         self._contact_cols: slice | np.ndarray = slice(int(cols[0]), int(cols[0]) + len(cols)) if contiguous else cols
         sizes = [len(index.contact_force[g]) for g in groups]
         starts = np.cumsum([0, *sizes])
-        self.contact_slices = {g: slice(int(a), int(b)) for g, a, b in zip(groups, starts[:-1], starts[1:], strict=True)}
+        self.contact_slices = {
+            g: slice(int(a), int(b)) for g, a, b in zip(groups, starts[:-1], starts[1:], strict=True)
+        }
 
     def close(self) -> None:
         """Stop the worker threads (also done when the object is garbage collected)."""
@@ -104,9 +114,18 @@ class BatchedPhysics:
             raise RuntimeError("the physics pool was closed")
         self._control[:, :, self.index.actuator] = targets[:, None, :]
         start_time = self.state[:, 0].copy()
-        self._pool.rollout(self.models, self._datas, self.state, self._control, control_spec=CONTROL_SPEC,
-                           skip_checks=True, nstep=self.decimation, state=self._trajectory,
-                           sensordata=self.sensordata, chunk_size=self.chunk_size)
+        self._pool.rollout(
+            self.models,
+            self._datas,
+            self.state,
+            self._control,
+            control_spec=CONTROL_SPEC,
+            skip_checks=True,
+            nstep=self.decimation,
+            state=self._trajectory,
+            sensordata=self.sensordata,
+            chunk_size=self.chunk_size,
+        )
         self.state[:] = self._trajectory[:, -1]
         # an unstable env is reset by mj_step (time restarts at 0) and its rollout stops advancing; one whose speeds
         # ran away without tripping MuJoCo's own check would feed huge observations to the policy, whose huge
@@ -158,7 +177,7 @@ class BatchedPhysics:
 
         Bodies are in ``contact_slices`` order (groups concatenated); squared, so a threshold test needs no root.
         """
-        forces = self.sensordata[:, -self.contact_history:, self._contact_cols]  # [N, H, B * 3]
+        forces = self.sensordata[:, -self.contact_history :, self._contact_cols]  # [N, H, B * 3]
         forces = forces.reshape(self.num_envs, forces.shape[1], -1, 3)
         return np.einsum("nhbk,nhbk->nhb", forces, forces).max(axis=1)
 
@@ -178,5 +197,6 @@ class BatchedPhysics:
     def root_velocity_w(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World-frame linear and angular base velocities of the envs in ``mask``, each ``[M, 3]``."""
         rows = self.state[mask]
-        return rows[:, self.index.base_lin_vel], rotations.rotate(rows[:, self.index.base_quat],
-                                                                  rows[:, self.index.base_ang_vel])
+        return rows[:, self.index.base_lin_vel], rotations.rotate(
+            rows[:, self.index.base_quat], rows[:, self.index.base_ang_vel]
+        )

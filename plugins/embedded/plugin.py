@@ -20,20 +20,33 @@ from rwmspec.types import BackendDef, CheckDef
 class EmbeddedOptions:
     """``[backend.options]`` of the embedded backend."""
 
-    num_threads: int = doc("Physics worker threads of the `mujoco.rollout` pool; 0 uses every CPU core this process "
-                           "may run on.", 0)
-    chunk_size: int = doc("Envs per thread-pool task; 0 picks `ceil(num_envs / (4 * num_threads))` (large chunks "
-                          "keep the pool's scheduling cost low, 4 per thread balance uneven contact loads).", 0)
-    solver_iterations: int | None = doc("Override of the MJCF's `<option iterations>` (constraint solver "
-                                        "iterations); unset keeps the model's value.", None)
-    ls_iterations: int | None = doc("Override of the MJCF's `<option ls_iterations>` (line-search iterations); "
-                                    "unset keeps the model's value.", None)
-    contact_history: int = doc("Physics substeps over which a body's contact force maximum is taken before the "
-                               "threshold test (Isaac Lab's contact sensor `history_length`); at most the "
-                               "decimation.", 3)
-    model_variants: int = doc("Distinct randomised MjModels when start-up events change the model: 0 gives every env "
-                              "its own (Isaac Lab semantics, about 170 kB each); K > 0 makes K variants shared "
-                              "round-robin, to save memory with many envs.", 0)
+    num_threads: int = doc(
+        "Physics worker threads of the `mujoco.rollout` pool; 0 uses every CPU core this process may run on.", 0
+    )
+    chunk_size: int = doc(
+        "Envs per thread-pool task; 0 picks `ceil(num_envs / (4 * num_threads))` (large chunks "
+        "keep the pool's scheduling cost low, 4 per thread balance uneven contact loads).",
+        0,
+    )
+    solver_iterations: int | None = doc(
+        "Override of the MJCF's `<option iterations>` (constraint solver iterations); unset keeps the model's value.",
+        None,
+    )
+    ls_iterations: int | None = doc(
+        "Override of the MJCF's `<option ls_iterations>` (line-search iterations); unset keeps the model's value.", None
+    )
+    contact_history: int = doc(
+        "Physics substeps over which a body's contact force maximum is taken before the "
+        "threshold test (Isaac Lab's contact sensor `history_length`); at most the "
+        "decimation.",
+        3,
+    )
+    model_variants: int = doc(
+        "Distinct randomised MjModels when start-up events change the model: 0 gives every env "
+        "its own (Isaac Lab semantics, about 170 kB each); K > 0 makes K variants shared "
+        "round-robin, to save memory with many envs.",
+        0,
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         """Yields ``(field, problem)`` for well-typed but invalid values."""
@@ -74,8 +87,12 @@ def _check_options(spec: Any, registry: Any) -> Iterator[Any]:
         except TypeError:
             return  # unknown keys: structuring reports them (RWM213)
     for field, problem in options.check():
-        yield Diagnostic("RWM213", f"option '{field}' of backend 'embedded' {problem}",
-                         path=("backend", "options", field), hint="see docs/embedded.md, Options")
+        yield Diagnostic(
+            "RWM213",
+            f"option '{field}' of backend 'embedded' {problem}",
+            path=("backend", "options", field),
+            hint="see docs/embedded.md, Options",
+        )
 
 
 @hookimpl
@@ -85,5 +102,8 @@ def rwmspec_backends():
 
 @hookimpl
 def rwmspec_checks():
-    yield CheckDef(name="embedded_options", description="Values of the embedded backend's options are in range.",
-                   function=_check_options)
+    yield CheckDef(
+        name="embedded_options",
+        description="Values of the embedded backend's options are in range.",
+        function=_check_options,
+    )

@@ -30,10 +30,15 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b`` (rotate by ``b``, then by ``a``), ``[N, 4]``."""
     aw, ax, ay, az = a.T
     bw, bx, by, bz = b.T
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
 
 
 def from_euler_xyz(roll: np.ndarray, pitch: np.ndarray, yaw: np.ndarray) -> np.ndarray:
@@ -41,10 +46,15 @@ def from_euler_xyz(roll: np.ndarray, pitch: np.ndarray, yaw: np.ndarray) -> np.n
     cr, sr = np.cos(roll * 0.5), np.sin(roll * 0.5)
     cp, sp = np.cos(pitch * 0.5), np.sin(pitch * 0.5)
     cy, sy = np.cos(yaw * 0.5), np.sin(yaw * 0.5)
-    return np.stack([cy * cr * cp + sy * sr * sp,
-                     cy * sr * cp - sy * cr * sp,
-                     cy * cr * sp + sy * sr * cp,
-                     sy * cr * cp - cy * sr * sp], axis=-1)
+    return np.stack(
+        [
+            cy * cr * cp + sy * sr * sp,
+            cy * sr * cp - sy * cr * sp,
+            cy * cr * sp + sy * sr * cp,
+            sy * cr * cp - cy * sr * sp,
+        ],
+        axis=-1,
+    )
 
 
 def heading(quat: np.ndarray) -> np.ndarray:

@@ -43,8 +43,14 @@ FIXED_IN_ISAACLAB: dict[tuple[str, str, str], Any] = {
 FLAT_MJWARP_SOLVER = {"njmax": 60, "nconmax": 25, "cone": "elliptic", "impratio": 100.0}
 #: Arguments of term functions that the managers pass themselves.
 MANAGER_ARGUMENTS = ("self", "env", "env_ids")
-SECTIONS = {"observation": "observations", "reward": "rewards", "termination": "terminations", "event": "events",
-            "command": "commands", "action": "actions"}
+SECTIONS = {
+    "observation": "observations",
+    "reward": "rewards",
+    "termination": "terminations",
+    "event": "events",
+    "command": "commands",
+    "action": "actions",
+}
 
 
 def compile_plan_to_isaaclab(plan: Plan, registry: Registry) -> Artifacts:
@@ -59,8 +65,11 @@ def compile_plan_to_isaaclab(plan: Plan, registry: Registry) -> Artifacts:
     runner_cfg = runner_cfg_from_plan(plan)
     if compiler.problems:
         raise SpecError(compiler.problems)
-    return Artifacts(backend="isaaclab", objects={"env_cfg": env_cfg, "runner_cfg": runner_cfg},
-                     dumps={"env.yaml": yaml_dump(env_cfg), "agent.yaml": yaml_dump(runner_cfg)})
+    return Artifacts(
+        backend="isaaclab",
+        objects={"env_cfg": env_cfg, "runner_cfg": runner_cfg},
+        dumps={"env.yaml": yaml_dump(env_cfg), "agent.yaml": yaml_dump(runner_cfg)},
+    )
 
 
 def backend_options(plan: Plan) -> Any:
@@ -81,11 +90,22 @@ def backend_options(plan: Plan) -> Any:
         structured = cattrs.Converter(forbid_extra_keys=True).structure(dict(options or {}), IsaacLabOptions)
     except Exception as exc:  # validation normally catches this first; a hand-built plan may not have been validated
         messages = cattrs.transform_error(exc, path="backend.options")
-        raise SpecError([Diagnostic("RWM402", f"isaaclab backend: {message}", path=("backend", "options"),
-                                    hint=f"options are {known} (docs/isaaclab.md)", file=plan.spec_file)
-                         for message in messages]) from exc
-    problems = [Diagnostic("RWM402", f"backend.options.{key}: {problem}", path=("backend", "options", key),
-                           file=plan.spec_file) for key, problem in structured.check()]
+        raise SpecError(
+            [
+                Diagnostic(
+                    "RWM402",
+                    f"isaaclab backend: {message}",
+                    path=("backend", "options"),
+                    hint=f"options are {known} (docs/isaaclab.md)",
+                    file=plan.spec_file,
+                )
+                for message in messages
+            ]
+        ) from exc
+    problems = [
+        Diagnostic("RWM402", f"backend.options.{key}: {problem}", path=("backend", "options", key), file=plan.spec_file)
+        for key, problem in structured.check()
+    ]
     if problems:
         raise SpecError(problems)
     return structured
@@ -119,21 +139,36 @@ def runner_cfg_from_plan(plan: Plan) -> Any:
 
     policy, ppo, runner = plan.policy, plan.ppo, plan.runner
     actor = RslRlMLPModelCfg(
-        hidden_dims=list(policy.actor_hidden_dims), activation=policy.activation,
+        hidden_dims=list(policy.actor_hidden_dims),
+        activation=policy.activation,
         obs_normalization=policy.actor_obs_normalization,
-        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=policy.init_noise_std,
-                                                                 std_type=policy.noise_std_type))
-    critic = RslRlMLPModelCfg(hidden_dims=list(policy.critic_hidden_dims), activation=policy.activation,
-                              obs_normalization=policy.critic_obs_normalization, distribution_cfg=None)
+        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(
+            init_std=policy.init_noise_std, std_type=policy.noise_std_type
+        ),
+    )
+    critic = RslRlMLPModelCfg(
+        hidden_dims=list(policy.critic_hidden_dims),
+        activation=policy.activation,
+        obs_normalization=policy.critic_obs_normalization,
+        distribution_cfg=None,
+    )
     algorithm_fields = {f.name for f in dataclasses.fields(RslRlPpoAlgorithmCfg)}
     algorithm = RslRlPpoAlgorithmCfg(**{k: v for k, v in attrs.asdict(ppo).items() if k in algorithm_fields})
     cfg = RslRlOnPolicyRunnerCfg(
-        seed=plan.experiment.seed, device=plan.sim.device, num_steps_per_env=ppo.num_steps_per_env,
-        max_iterations=runner.max_iterations, save_interval=runner.save_interval,
-        experiment_name=plan.experiment.name, run_name=plan.run_name,
+        seed=plan.experiment.seed,
+        device=plan.sim.device,
+        num_steps_per_env=ppo.num_steps_per_env,
+        max_iterations=runner.max_iterations,
+        save_interval=runner.save_interval,
+        experiment_name=plan.experiment.name,
+        run_name=plan.run_name,
         obs_groups={"actor": list(policy.actor_observations), "critic": list(policy.critic_observations)},
-        init_at_random_ep_len=runner.init_at_random_ep_len, check_for_nan=runner.check_for_nan,
-        actor=actor, critic=critic, algorithm=algorithm)
+        init_at_random_ep_len=runner.init_at_random_ep_len,
+        check_for_nan=runner.check_for_nan,
+        actor=actor,
+        critic=critic,
+        algorithm=algorithm,
+    )
     return handle_deprecated_rsl_rl_cfg(cfg, version("rsl-rl-lib"))
 
 
@@ -164,8 +199,11 @@ def _accepted_parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
     """Keyword params a term function (or a class-based term's ``__call__``) takes, and whether it takes ``**kw``."""
     fn = target.__call__ if isinstance(target, type) else target
     params = inspect.signature(fn).parameters
-    names = {n for n, p in params.items() if n not in MANAGER_ARGUMENTS
-             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    names = {
+        n
+        for n, p in params.items()
+        if n not in MANAGER_ARGUMENTS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     return names, any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
@@ -185,15 +223,21 @@ class _IsaacLabCompiler:
         """The Isaac Lab object ``term``'s kind binds to (function, term class or config class)."""
         kind = self.registry.term_kinds.get((category, term.kind))
         if kind is None or kind.isaaclab is None:
-            self.problem(f"{category} kind '{term.kind}' has no Isaac Lab binding", path,
-                         hint="set `isaaclab='package.module:attr'` in the TermKind of the plugin that registers it")
+            self.problem(
+                f"{category} kind '{term.kind}' has no Isaac Lab binding",
+                path,
+                hint="set `isaaclab='package.module:attr'` in the TermKind of the plugin that registers it",
+            )
             return None
         try:
             return resolve(kind.isaaclab)
         except (ImportError, AttributeError) as exc:
-            self.problem(f"{category} kind '{term.kind}': cannot import its Isaac Lab binding '{kind.isaaclab}': "
-                         f"{type(exc).__name__}: {exc}", path,
-                         hint="fix the TermKind's `isaaclab` reference (Isaac Lab 3.0 module paths, docs/isaaclab.md)")
+            self.problem(
+                f"{category} kind '{term.kind}': cannot import its Isaac Lab binding '{kind.isaaclab}': "
+                f"{type(exc).__name__}: {exc}",
+                path,
+                hint="fix the TermKind's `isaaclab` reference (Isaac Lab 3.0 module paths, docs/isaaclab.md)",
+            )
             return None
 
     def contact_entity(self, group: str, path: tuple[str, ...]) -> Any:
@@ -202,14 +246,18 @@ class _IsaacLabCompiler:
 
         bodies = self.plan.robot.contact_bodies.get(group)
         if not bodies:
-            self.problem(f"robot '{self.plan.robot.name}' has no contact group '{group}' (groups: "
-                         f"{', '.join(self.plan.robot.contact_bodies)})", (*path, "bodies"))
+            self.problem(
+                f"robot '{self.plan.robot.name}' has no contact group '{group}' (groups: "
+                f"{', '.join(self.plan.robot.contact_bodies)})",
+                (*path, "bodies"),
+            )
             bodies = ()
         # one alternation matched with re.fullmatch against each body name, as Isaac Lab resolves body_names
         return SceneEntityCfg(CONTACT_SENSOR, body_names="|".join(re.escape(b) for b in bodies))
 
-    def term_params(self, category: str, term: Any, target: Callable[..., Any],
-                    path: tuple[str, ...]) -> dict[str, Any]:
+    def term_params(
+        self, category: str, term: Any, target: Callable[..., Any], path: tuple[str, ...]
+    ) -> dict[str, Any]:
         """Plan params -> the keyword params of Isaac Lab's term function ``target``."""
         from isaaclab.managers import SceneEntityCfg
 
@@ -229,16 +277,25 @@ class _IsaacLabCompiler:
             if fixed_key in FIXED_IN_ISAACLAB:
                 fixed = FIXED_IN_ISAACLAB[fixed_key]
                 if value != fixed:
-                    self.problem(f"{category} '{term.name}': Isaac Lab's {term.kind} implements only {key} = {fixed} "
-                                 f"(the spec sets {value})", (*path, key),
-                                 hint=f"use {key} = {fixed} with the isaaclab backend")
+                    self.problem(
+                        f"{category} '{term.name}': Isaac Lab's {term.kind} implements only {key} = {fixed} "
+                        f"(the spec sets {value})",
+                        (*path, key),
+                        hint=f"use {key} = {fixed} with the isaaclab backend",
+                    )
                 continue
-            self.problem(f"{category} '{term.name}': Isaac Lab's {term.kind} takes no parameter '{key}' (it takes "
-                         f"{', '.join(sorted(accepted)) or 'none'})", (*path, key))
+            self.problem(
+                f"{category} '{term.name}': Isaac Lab's {term.kind} takes no parameter '{key}' (it takes "
+                f"{', '.join(sorted(accepted)) or 'none'})",
+                (*path, key),
+            )
         for needed in ("sensor_cfg", "asset_cfg"):
             if needed in out and needed not in accepted and not any_keyword:
-                self.problem(f"{category} '{term.name}': Isaac Lab's {term.kind} takes no '{needed}', so its "
-                             f"{'bodies' if needed == 'sensor_cfg' else 'body_names'} cannot be passed", path)
+                self.problem(
+                    f"{category} '{term.name}': Isaac Lab's {term.kind} takes no '{needed}', so its "
+                    f"{'bodies' if needed == 'sensor_cfg' else 'body_names'} cannot be passed",
+                    path,
+                )
         return out
 
     # ---------------------------------------------------------------- sections
@@ -255,20 +312,33 @@ class _IsaacLabCompiler:
     def rewards(self) -> Any:
         from isaaclab.managers import RewardTermCfg
 
-        return self.section("reward", self.plan.rewards, lambda t, f, path: RewardTermCfg(
-            func=f, weight=t.weight, params=self.term_params("reward", t, f, path)))
+        return self.section(
+            "reward",
+            self.plan.rewards,
+            lambda t, f, path: RewardTermCfg(func=f, weight=t.weight, params=self.term_params("reward", t, f, path)),
+        )
 
     def terminations(self) -> Any:
         from isaaclab.managers import TerminationTermCfg
 
-        return self.section("termination", self.plan.terminations, lambda t, f, path: TerminationTermCfg(
-            func=f, params=self.term_params("termination", t, f, path), time_out=t.mode == "time_out"))
+        return self.section(
+            "termination",
+            self.plan.terminations,
+            lambda t, f, path: TerminationTermCfg(
+                func=f, params=self.term_params("termination", t, f, path), time_out=t.mode == "time_out"
+            ),
+        )
 
     def events(self) -> Any:
         from isaaclab.managers import EventTermCfg
 
-        return self.section("event", self.plan.events, lambda t, f, path: EventTermCfg(
-            func=f, mode=t.mode, interval_range_s=t.interval_range_s, params=self.term_params("event", t, f, path)))
+        return self.section(
+            "event",
+            self.plan.events,
+            lambda t, f, path: EventTermCfg(
+                func=f, mode=t.mode, interval_range_s=t.interval_range_s, params=self.term_params("event", t, f, path)
+            ),
+        )
 
     def config_class_term(self, term: TermPlan, cfg_class: type, path: tuple[str, ...], **fixed: Any) -> Any:
         """A command or action: plan params become fields of Isaac Lab's config class (nested ``Ranges`` too)."""
@@ -285,20 +355,27 @@ class _IsaacLabCompiler:
             elif key in fields:
                 values[key] = _tupled(value)
             else:
-                self.problem(f"{path[0]} '{term.name}': Isaac Lab's {cfg_class.__name__} has no field '{key}'",
-                             (*path, key))
+                self.problem(
+                    f"{path[0]} '{term.name}': Isaac Lab's {cfg_class.__name__} has no field '{key}'", (*path, key)
+                )
         if ranges_class is not None:
             values["ranges"] = ranges_class(**ranges)
         return cfg_class(**fixed, **values)
 
     def commands(self) -> Any:
         # debug_vis off: its markers are USD files on the Isaac Sim asset server and nothing renders headless
-        return self.section("command", self.plan.commands, lambda t, cls, path: self.config_class_term(
-            t, cls, path, asset_name=ROBOT, resampling_time_range=t.interval_range_s, debug_vis=False))
+        return self.section(
+            "command",
+            self.plan.commands,
+            lambda t, cls, path: self.config_class_term(
+                t, cls, path, asset_name=ROBOT, resampling_time_range=t.interval_range_s, debug_vis=False
+            ),
+        )
 
     def actions(self) -> Any:
-        return self.section("action", self.plan.actions, lambda t, cls, path: self.config_class_term(
-            t, cls, path, asset_name=ROBOT))
+        return self.section(
+            "action", self.plan.actions, lambda t, cls, path: self.config_class_term(t, cls, path, asset_name=ROBOT)
+        )
 
     def observation_group(self, group: ObservationGroupPlan) -> Any:
         from isaaclab.managers import ObservationGroupCfg, ObservationTermCfg
@@ -312,8 +389,12 @@ class _IsaacLabCompiler:
                 continue
             noise = UniformNoiseCfg(n_min=-term.noise, n_max=term.noise) if term.noise else None
             members[term.name] = ObservationTermCfg(
-                func=target, params=self.term_params("observation", term, target, path), noise=noise,
-                clip=_tupled(term.clip), scale=term.scale)
+                func=target,
+                params=self.term_params("observation", term, target, path),
+                noise=noise,
+                clip=_tupled(term.clip),
+                scale=term.scale,
+            )
         cls = make_configclass(f"{_camel(group.name)}Cfg", ObservationGroupCfg, members)
         # every group is one flat vector per env: the runtime slices it by the plan's term offsets
         return cls(concatenate_terms=True, enable_corruption=group.corruption)
@@ -326,8 +407,11 @@ class _IsaacLabCompiler:
     def robot(self) -> Any:
         robot_def = self.registry.robots.get(self.plan.robot.name)
         if robot_def is None or robot_def.isaaclab_articulation is None:
-            self.problem(f"robot '{self.plan.robot.name}' has no Isaac Lab articulation", ("robot", "name"),
-                         hint="set `isaaclab_articulation='package.module:function'` in its RobotDef")
+            self.problem(
+                f"robot '{self.plan.robot.name}' has no Isaac Lab articulation",
+                ("robot", "name"),
+                hint="set `isaaclab_articulation='package.module:function'` in its RobotDef",
+            )
             return None
         return resolve(robot_def.isaaclab_articulation)()
 
@@ -341,17 +425,24 @@ class _IsaacLabCompiler:
         if self.options.terrain == "plane":
             return replace(terrain, terrain_type="plane", terrain_generator=None)
         random_rough = replace(ROUGH_TERRAINS_CFG.sub_terrains["random_rough"], proportion=1.0)
-        generator = replace(ROUGH_TERRAINS_CFG, sub_terrains={"random_rough": random_rough},
-                            difficulty_range=(0.0, 0.0), curriculum=False)
+        generator = replace(
+            ROUGH_TERRAINS_CFG,
+            sub_terrains={"random_rough": random_rough},
+            difficulty_range=(0.0, 0.0),
+            curriculum=False,
+        )
         return replace(terrain, terrain_type="generator", terrain_generator=generator)
 
     def scene(self, robot: Any) -> Any:
         from isaaclab.scene import InteractiveSceneCfg
         from isaaclab.sensors import ContactSensorCfg
 
-        contact = ContactSensorCfg(prim_path=f"{robot.prim_path}{CONTACT_SENSOR_PRIM_SUFFIX}",
-                                   history_length=self.options.contact_history, track_air_time=True,
-                                   update_period=self.plan.sim.physics_dt)
+        contact = ContactSensorCfg(
+            prim_path=f"{robot.prim_path}{CONTACT_SENSOR_PRIM_SUFFIX}",
+            history_length=self.options.contact_history,
+            track_air_time=True,
+            update_period=self.plan.sim.physics_dt,
+        )
         # order matters: InteractiveScene spawns entities in field order (terrain, robot, then sensors)
         members = {"terrain": self.terrain(), ROBOT: robot, CONTACT_SENSOR: contact}
         cls = make_configclass("SceneCfg", InteractiveSceneCfg, members)
@@ -376,10 +467,23 @@ class _IsaacLabCompiler:
         if robot is None:
             raise SpecError(self.problems)
         scene = self.scene(robot)
-        sim_cfg = SimulationCfg(dt=sim.physics_dt, render_interval=sim.decimation, device=sim.device,
-                                physics=self.physics(), physics_material=scene.terrain.physics_material)
+        sim_cfg = SimulationCfg(
+            dt=sim.physics_dt,
+            render_interval=sim.decimation,
+            device=sim.device,
+            physics=self.physics(),
+            physics_material=scene.terrain.physics_material,
+        )
         return ManagerBasedRLEnvCfg(
-            seed=self.plan.experiment.seed, sim=sim_cfg, scene=scene, decimation=sim.decimation,
-            episode_length_s=sim.episode_length_s, observations=self.observations(), actions=self.actions(),
-            commands=self.commands(), rewards=self.rewards(), terminations=self.terminations(),
-            events=self.events())
+            seed=self.plan.experiment.seed,
+            sim=sim_cfg,
+            scene=scene,
+            decimation=sim.decimation,
+            episode_length_s=sim.episode_length_s,
+            observations=self.observations(),
+            actions=self.actions(),
+            commands=self.commands(),
+            rewards=self.rewards(),
+            terminations=self.terminations(),
+            events=self.events(),
+        )

@@ -36,9 +36,11 @@ def make_isaaclab_env(plan: Plan, registry: Registry, *, device: str, num_envs: 
         from isaaclab_tasks.utils.hydra import resolve_presets
     except ImportError as exc:
         # the config-only install (scripts/install_isaaclab_configs.sh) compiles but cannot simulate
-        raise ImportError(f"the isaaclab backend cannot build an env here: {exc}. Running needs Isaac Lab 3.0's "
-                          "simulator packages (newton, mujoco-warp, usd-core): `pip install isaaclab==3.0.0` on "
-                          "Python 3.12, see docs/isaaclab.md") from exc
+        raise ImportError(
+            f"the isaaclab backend cannot build an env here: {exc}. Running needs Isaac Lab 3.0's "
+            "simulator packages (newton, mujoco-warp, usd-core): `pip install isaaclab==3.0.0` on "
+            "Python 3.12, see docs/isaaclab.md"
+        ) from exc
 
     from rwmspec_plugins.isaaclab.compile import backend_options, compile_plan_to_isaaclab
 
@@ -54,8 +56,7 @@ def make_isaaclab_env(plan: Plan, registry: Registry, *, device: str, num_envs: 
     env_cfg.compute_final_obs = bool(system_groups)
 
     launch = contextlib.ExitStack()
-    launch.enter_context(launch_simulation(env_cfg, {"device": device, "physics": options.physics,
-                                                     "headless": True}))
+    launch.enter_context(launch_simulation(env_cfg, {"device": device, "physics": options.physics, "headless": True}))
     try:
         env = ManagerBasedRLEnv(cfg=env_cfg)
         return _vec_env_class()(env, launch, system_groups)
@@ -86,7 +87,8 @@ def _vec_env_class() -> type:
             if final is not None and self._system_groups:
                 # [num_envs, dim] per system_* group; rows of envs that did not reset equal their returned obs
                 extras["terminal_observations"] = TensorDict(
-                    {name: final[name] for name in self._system_groups}, batch_size=[self.num_envs])
+                    {name: final[name] for name in self._system_groups}, batch_size=[self.num_envs]
+                )
             return obs, rewards, dones, extras
 
         def close(self) -> None:

@@ -21,8 +21,9 @@ from isaaclab.managers import SceneEntityCfg
 ROBOT_ENTITY = SceneEntityCfg("robot")
 
 
-def stand_still(env: Any, command_name: str = "base_velocity", threshold: float = 0.05,
-                asset_cfg: SceneEntityCfg = ROBOT_ENTITY) -> torch.Tensor:
+def stand_still(
+    env: Any, command_name: str = "base_velocity", threshold: float = 0.05, asset_cfg: SceneEntityCfg = ROBOT_ENTITY
+) -> torch.Tensor:
     """Deviation from the default pose while the robot is told to stand, ``[N]``.
 
     ``sum_j |q_j - q0_j|`` over the entity's joints, counted only where the full command norm ``||c||`` is below

@@ -28,14 +28,20 @@ class IsaacLabOptions:
         "Physics preset of Isaac Lab's velocity tasks: `newton_mjwarp` (Newton with the MuJoCo-Warp solver, kit-less; "
         "Isaac Lab's default), `newton_kamino` (Newton, kit-less), `physx` (Isaac Sim PhysX when Kit runs, else "
         "OvPhysX), `isaacsim_physx` or `ovphysx`. The PhysX presets need Isaac Sim or the `ov` extra.",
-        "newton_mjwarp")
+        "newton_mjwarp",
+    )
     terrain: Literal["plane", "random_rough"] = doc(
         "`plane`: a flat ground plane (Isaac Lab's flat velocity task; the MJWarp solver gets the flat task's "
         "smaller contact budget). `random_rough`: Isaac Lab's rough-terrain generator with only its random-rough "
-        "sub-terrain at difficulty 0 and no curriculum (RWM's init stage).", "plane")
+        "sub-terrain at difficulty 0 and no curriculum (RWM's init stage).",
+        "plane",
+    )
     env_spacing: float = doc("Distance between neighbouring env origins on the plane (m).", 2.5)
-    contact_history: int = doc("Physics steps of contact forces the contact sensor keeps; contact terms take the "
-                               "maximum force over them (Isaac Lab's `history_length`).", 3)
+    contact_history: int = doc(
+        "Physics steps of contact forces the contact sensor keeps; contact terms take the "
+        "maximum force over them (Isaac Lab's `history_length`).",
+        3,
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         """Yields ``(field, problem)`` for well-typed but invalid values."""
@@ -48,7 +54,7 @@ class IsaacLabOptions:
 ISAACLAB = BackendDef(
     name="isaaclab",
     description="Isaac Lab 3.0 manager-based env and rsl-rl runner configs; runs kit-less on Newton (MuJoCo-Warp). "
-                "Compiling needs only the config classes; running needs the robot's USD asset.",
+    "Compiling needs only the config classes; running needs the robot's USD asset.",
     compile="rwmspec_plugins.isaaclab.compile:compile_plan_to_isaaclab",
     make_env="rwmspec_plugins.isaaclab.env:make_isaaclab_env",
     options_type=IsaacLabOptions,

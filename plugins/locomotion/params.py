@@ -40,8 +40,7 @@ def _range_problems(name: str, value: Range) -> Iterator[tuple[str, str]]:
         yield name, f"range must be [low, high] with low <= high (got [{low}, {high}]); swap the two values"
 
 
-def _axes_problems(name: str, value: dict[str, Range], axes: tuple[str, ...]
-                   ) -> Iterator[tuple[tuple[str, str], str]]:
+def _axes_problems(name: str, value: dict[str, Range], axes: tuple[str, ...]) -> Iterator[tuple[tuple[str, str], str]]:
     for axis, rng in value.items():
         if axis not in axes:
             yield (name, axis), f"unknown axis {axis!r}; axes are {', '.join(axes)} (a missing axis is not randomised)"
@@ -78,14 +77,17 @@ class _ContactForceParams:
 # --------------------------------------------------------------------------------------------------------------------
 @attrs.define(kw_only=True)
 class GeneratedCommandsParams:
-    command_name: str = doc("Name of the command table (`[commands.<name>]`) whose current value is observed.",
-                            "base_velocity")
+    command_name: str = doc(
+        "Name of the command table (`[commands.<name>]`) whose current value is observed.", "base_velocity"
+    )
 
 
 @attrs.define(kw_only=True)
 class BodyContactParams(_ContactForceParams):
-    bodies: str = doc("Robot contact group whose bodies are observed (`feet`, `thighs`, `base` for ANYmal D); "
-                      "one binary flag per body.")
+    bodies: str = doc(
+        "Robot contact group whose bodies are observed (`feet`, `thighs`, `base` for ANYmal D); "
+        "one binary flag per body."
+    )
     threshold: float = doc("Contact force norm (N) above which a body counts as in contact.", 1.0)
 
 
@@ -104,8 +106,9 @@ class TrackVelocityParams:
 @attrs.define(kw_only=True)
 class FeetAirTimeParams:
     bodies: str = doc("Contact group of the feet.", "feet")
-    threshold: float = doc("Air time (s) a step must exceed to earn a positive reward; shorter steps are "
-                           "penalised.", 0.5)
+    threshold: float = doc(
+        "Air time (s) a step must exceed to earn a positive reward; shorter steps are penalised.", 0.5
+    )
     command_name: str = doc("Velocity command gating the term.", "base_velocity")
     command_threshold: float = doc("The term is zero while the commanded planar speed is at most this (m/s).", 0.1)
 
@@ -147,8 +150,7 @@ class IllegalContactParams(_ContactForceParams):
 # --------------------------------------------------------------------------------------------------------------------
 @attrs.define(kw_only=True)
 class RigidBodyMaterialParams:
-    body_names: str = doc("Regular expression selecting the robot bodies whose collision material is randomised.",
-                          ".*")
+    body_names: str = doc("Regular expression selecting the robot bodies whose collision material is randomised.", ".*")
     static_friction_range: Range = doc("Static friction coefficient range.")
     dynamic_friction_range: Range = doc("Dynamic friction coefficient range.")
     restitution_range: Range = doc("Restitution coefficient range.")
@@ -166,12 +168,15 @@ class RigidBodyMaterialParams:
 @attrs.define(kw_only=True)
 class RigidBodyMassParams:
     body_names: str = doc("Regular expression selecting the bodies whose mass is randomised.", "base")
-    mass_distribution_params: Range = doc("Parameters of the distribution: (low, high) for `uniform` and "
-                                          "`log_uniform`, (mean, std) for `gaussian`.")
-    operation: Literal["add", "scale", "abs"] = doc("How the sample changes the default mass: added (kg), "
-                                                    "multiplied, or used as the mass itself.")
-    distribution: Literal["uniform", "log_uniform", "gaussian"] = doc("Distribution the sample is drawn from.",
-                                                                      "uniform")
+    mass_distribution_params: Range = doc(
+        "Parameters of the distribution: (low, high) for `uniform` and `log_uniform`, (mean, std) for `gaussian`."
+    )
+    operation: Literal["add", "scale", "abs"] = doc(
+        "How the sample changes the default mass: added (kg), multiplied, or used as the mass itself."
+    )
+    distribution: Literal["uniform", "log_uniform", "gaussian"] = doc(
+        "Distribution the sample is drawn from.", "uniform"
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         low, high = self.mass_distribution_params
@@ -186,8 +191,9 @@ class RigidBodyMassParams:
 @attrs.define(kw_only=True)
 class RigidBodyComParams:
     body_names: str = doc("Regular expression selecting the bodies whose centre of mass is shifted.", "base")
-    com_range: dict[str, Range] = doc("Offset range (m) per axis of the body frame, e.g. "
-                                      "`{x = [-0.05, 0.05], y = [-0.05, 0.05], z = [-0.01, 0.01]}`.")
+    com_range: dict[str, Range] = doc(
+        "Offset range (m) per axis of the body frame, e.g. `{x = [-0.05, 0.05], y = [-0.05, 0.05], z = [-0.01, 0.01]}`."
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _axes_problems("com_range", self.com_range, POSITION_AXES)
@@ -206,10 +212,12 @@ class ExternalForceTorqueParams:
 
 @attrs.define(kw_only=True)
 class ResetRootStateParams:
-    pose_range: dict[str, Range] = doc("Offset of the root pose from the default, per axis: `x`, `y`, `z` (m) "
-                                       "and `roll`, `pitch`, `yaw` (rad).")
-    velocity_range: dict[str, Range] = doc("Root velocity per axis: `x`, `y`, `z` (m/s) and `roll`, `pitch`, "
-                                           "`yaw` (rad/s).")
+    pose_range: dict[str, Range] = doc(
+        "Offset of the root pose from the default, per axis: `x`, `y`, `z` (m) and `roll`, `pitch`, `yaw` (rad)."
+    )
+    velocity_range: dict[str, Range] = doc(
+        "Root velocity per axis: `x`, `y`, `z` (m/s) and `roll`, `pitch`, `yaw` (rad/s)."
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _axes_problems("pose_range", self.pose_range, POSE_AXES)
@@ -228,8 +236,9 @@ class ResetJointsByScaleParams:
 
 @attrs.define(kw_only=True)
 class PushByVelocityParams:
-    velocity_range: dict[str, Range] = doc("Velocity added to the root, per axis: `x`, `y`, `z` (m/s) and "
-                                           "`roll`, `pitch`, `yaw` (rad/s).")
+    velocity_range: dict[str, Range] = doc(
+        "Velocity added to the root, per axis: `x`, `y`, `z` (m/s) and `roll`, `pitch`, `yaw` (rad/s)."
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _axes_problems("velocity_range", self.velocity_range, POSE_AXES)

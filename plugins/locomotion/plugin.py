@@ -44,21 +44,41 @@ def _num_selected_joints(params: P.JointPositionParams, robot: RobotDef) -> int:
     return sum(1 for name in robot.joint_names if pattern.fullmatch(name))
 
 
-def _observation(name: str, description: str, dim: Any, params_type: type | None = None,
-                 isaaclab: str | None = None) -> TermKind:
-    return TermKind(name=name, category="observation", description=description, params_type=params_type,
-                    function=f"{_OBS}:{name}", isaaclab=isaaclab or f"{_IL}:{name}", dim=dim)
+def _observation(
+    name: str, description: str, dim: Any, params_type: type | None = None, isaaclab: str | None = None
+) -> TermKind:
+    return TermKind(
+        name=name,
+        category="observation",
+        description=description,
+        params_type=params_type,
+        function=f"{_OBS}:{name}",
+        isaaclab=isaaclab or f"{_IL}:{name}",
+        dim=dim,
+    )
 
 
 def _reward(name: str, description: str, params_type: type | None = None, isaaclab: str | None = None) -> TermKind:
-    return TermKind(name=name, category="reward", description=description, params_type=params_type,
-                    function=f"{_REW}:{name}", isaaclab=isaaclab or f"{_IL}:{name}")
+    return TermKind(
+        name=name,
+        category="reward",
+        description=description,
+        params_type=params_type,
+        function=f"{_REW}:{name}",
+        isaaclab=isaaclab or f"{_IL}:{name}",
+    )
 
 
 def _event(name: str, description: str, params_type: type) -> TermKind:
     # events change the simulation itself; each backend implements them, so there is no torch term function
-    return TermKind(name=name, category="event", description=description, params_type=params_type,
-                    function=None, isaaclab=f"{_IL}:{name}")
+    return TermKind(
+        name=name,
+        category="event",
+        description=description,
+        params_type=params_type,
+        function=None,
+        isaaclab=f"{_IL}:{name}",
+    )
 
 
 OBSERVATIONS = (
@@ -66,20 +86,32 @@ OBSERVATIONS = (
     _observation("base_ang_vel", "Base angular velocity in the base frame (rad/s).", 3),
     _observation("projected_gravity", "Unit gravity direction in the base frame.", 3),
     _observation("joint_pos_rel", "Joint positions relative to the default pose (rad).", _num_joints),
-    _observation("joint_vel_rel", "Joint velocities relative to the default (zero) velocities (rad/s).",
-                 _num_joints),
+    _observation("joint_vel_rel", "Joint velocities relative to the default (zero) velocities (rad/s).", _num_joints),
     _observation("joint_effort", "Applied joint torques (N m).", _num_joints),
-    _observation("last_action", "The raw policy action most recently applied (one value per action dimension).",
-                 _num_joints),
-    _observation("generated_commands", "Current value of a command, e.g. (v_x, v_y, w_z) of a velocity command.",
-                 3, P.GeneratedCommandsParams),
-    _observation("body_contact", "Binary contact flags of the bodies of a contact group (1 = in contact).",
-                 _num_contact_bodies, P.BodyContactParams, isaaclab=f"{_OURS}:body_contact"),
+    _observation(
+        "last_action", "The raw policy action most recently applied (one value per action dimension).", _num_joints
+    ),
+    _observation(
+        "generated_commands",
+        "Current value of a command, e.g. (v_x, v_y, w_z) of a velocity command.",
+        3,
+        P.GeneratedCommandsParams,
+    ),
+    _observation(
+        "body_contact",
+        "Binary contact flags of the bodies of a contact group (1 = in contact).",
+        _num_contact_bodies,
+        P.BodyContactParams,
+        isaaclab=f"{_OURS}:body_contact",
+    ),
 )
 
 REWARDS = (
-    _reward("track_lin_vel_xy_exp", "exp(-|c_xy - v_xy|^2 / std^2): planar velocity tracking in the base frame.",
-            P.TrackVelocityParams),
+    _reward(
+        "track_lin_vel_xy_exp",
+        "exp(-|c_xy - v_xy|^2 / std^2): planar velocity tracking in the base frame.",
+        P.TrackVelocityParams,
+    ),
     _reward("track_ang_vel_z_exp", "exp(-(c_z - w_z)^2 / std^2): yaw-rate tracking.", P.TrackVelocityParams),
     _reward("lin_vel_z_l2", "v_z^2: vertical base velocity."),
     _reward("ang_vel_xy_l2", "|w_xy|^2: roll and pitch rates."),
@@ -88,46 +120,86 @@ REWARDS = (
     _reward("action_rate_l2", "|a - a_prev|^2: change of the action."),
     _reward("flat_orientation_l2", "|g_xy|^2: tilt of the base (projected gravity off the z axis)."),
     _reward("joint_pos_limits", "Sum over joints of how far the position lies outside the soft limits (rad)."),
-    _reward("feet_air_time", "Sum over feet of (last air time - threshold) at touchdown, zero for small commands.",
-            P.FeetAirTimeParams, isaaclab=f"{_IL_VELOCITY}:feet_air_time"),
+    _reward(
+        "feet_air_time",
+        "Sum over feet of (last air time - threshold) at touchdown, zero for small commands.",
+        P.FeetAirTimeParams,
+        isaaclab=f"{_IL_VELOCITY}:feet_air_time",
+    ),
     _reward("undesired_contacts", "Number of bodies of a contact group in contact.", P.UndesiredContactsParams),
-    _reward("stand_still", "Sum of |q - q_default| while the command norm is below the threshold (RWM).",
-            P.StandStillParams, isaaclab=f"{_OURS}:stand_still"),
+    _reward(
+        "stand_still",
+        "Sum of |q - q_default| while the command norm is below the threshold (RWM).",
+        P.StandStillParams,
+        isaaclab=f"{_OURS}:stand_still",
+    ),
 )
 
 TERMINATIONS = (
-    TermKind(name="time_out", category="termination", description="The episode reached its length (a truncation).",
-             function=f"{_TERM}:time_out", isaaclab=f"{_IL}:time_out"),
-    TermKind(name="illegal_contact", category="termination",
-             description="A body of a contact group touches something (a fall).", params_type=P.IllegalContactParams,
-             function=f"{_TERM}:illegal_contact", isaaclab=f"{_IL}:illegal_contact"),
+    TermKind(
+        name="time_out",
+        category="termination",
+        description="The episode reached its length (a truncation).",
+        function=f"{_TERM}:time_out",
+        isaaclab=f"{_IL}:time_out",
+    ),
+    TermKind(
+        name="illegal_contact",
+        category="termination",
+        description="A body of a contact group touches something (a fall).",
+        params_type=P.IllegalContactParams,
+        function=f"{_TERM}:illegal_contact",
+        isaaclab=f"{_IL}:illegal_contact",
+    ),
 )
 
 EVENTS = (
-    _event("randomize_rigid_body_material", "Friction and restitution of the selected bodies' collision shapes.",
-           P.RigidBodyMaterialParams),
+    _event(
+        "randomize_rigid_body_material",
+        "Friction and restitution of the selected bodies' collision shapes.",
+        P.RigidBodyMaterialParams,
+    ),
     _event("randomize_rigid_body_mass", "Mass of the selected bodies.", P.RigidBodyMassParams),
     _event("randomize_rigid_body_com", "Centre-of-mass offset of the selected bodies.", P.RigidBodyComParams),
-    _event("apply_external_force_torque", "Constant external wrench on the selected bodies until the next event.",
-           P.ExternalForceTorqueParams),
-    _event("reset_root_state_uniform", "Root pose and velocity drawn around the default root state.",
-           P.ResetRootStateParams),
-    _event("reset_joints_by_scale", "Joint positions and velocities: defaults times a random factor.",
-           P.ResetJointsByScaleParams),
+    _event(
+        "apply_external_force_torque",
+        "Constant external wrench on the selected bodies until the next event.",
+        P.ExternalForceTorqueParams,
+    ),
+    _event(
+        "reset_root_state_uniform",
+        "Root pose and velocity drawn around the default root state.",
+        P.ResetRootStateParams,
+    ),
+    _event(
+        "reset_joints_by_scale",
+        "Joint positions and velocities: defaults times a random factor.",
+        P.ResetJointsByScaleParams,
+    ),
     _event("push_by_setting_velocity", "Push: add a random velocity to the root.", P.PushByVelocityParams),
 )
 
 COMMANDS = (
-    TermKind(name="uniform_velocity", category="command",
-             description="Base velocity command (v_x, v_y, w_z) drawn uniformly, optionally with heading control "
-                         "and standing envs.",
-             params_type=P.UniformVelocityParams, isaaclab=f"{_IL}:UniformVelocityCommandCfg", dim=3),
+    TermKind(
+        name="uniform_velocity",
+        category="command",
+        description="Base velocity command (v_x, v_y, w_z) drawn uniformly, optionally with heading control "
+        "and standing envs.",
+        params_type=P.UniformVelocityParams,
+        isaaclab=f"{_IL}:UniformVelocityCommandCfg",
+        dim=3,
+    ),
 )
 
 ACTIONS = (
-    TermKind(name="joint_position", category="action",
-             description="Joint position targets for the robot's PD actuators: offset + scale * action.",
-             params_type=P.JointPositionParams, isaaclab=f"{_IL}:JointPositionActionCfg", dim=_num_selected_joints),
+    TermKind(
+        name="joint_position",
+        category="action",
+        description="Joint position targets for the robot's PD actuators: offset + scale * action.",
+        params_type=P.JointPositionParams,
+        isaaclab=f"{_IL}:JointPositionActionCfg",
+        dim=_num_selected_joints,
+    ),
 )
 
 ALL_KINDS = OBSERVATIONS + REWARDS + TERMINATIONS + EVENTS + COMMANDS + ACTIONS
@@ -154,10 +226,11 @@ def _command_references(spec: Any, registry: Any) -> Iterator[Any]:
                 continue
             known = ", ".join(sorted(spec.commands)) or "none"
             yield Diagnostic(
-                "RWM204", f"term '{name}' reads command '{command}', which the spec does not define "
-                          f"(commands: {known})",
+                "RWM204",
+                f"term '{name}' reads command '{command}', which the spec does not define (commands: {known})",
                 path=(*prefix, name, "command_name"),
-                hint=f"add a [commands.{command}] table or set command_name to one of the defined commands")
+                hint=f"add a [commands.{command}] table or set command_name to one of the defined commands",
+            )
 
 
 _CATEGORY = {"rewards": "reward", "terminations": "termination", "observations": "observation"}
@@ -174,5 +247,8 @@ def rwmspec_term_kinds():
 
 @hookimpl
 def rwmspec_checks():
-    yield CheckDef(name="command_references", description="Terms with a command_name refer to a defined command.",
-                   function=_command_references)
+    yield CheckDef(
+        name="command_references",
+        description="Terms with a command_name refer to a defined command.",
+        function=_command_references,
+    )

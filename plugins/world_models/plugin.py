@@ -19,7 +19,7 @@ def rwmspec_world_model_architectures():
     yield ArchitectureDef(
         name="gru",
         description="GRU over the (state, action) sequence, one layer per base_hidden entry (equal sizes); "
-                    "stateful hidden state (upstream RWM default)",
+        "stateful hidden state (upstream RWM default)",
         factory=f"{_BASES}:build_gru",
         recurrent=True,
     )

@@ -133,18 +133,21 @@ class _Seeds:
     memory: ModelMemory
 
     def tree(self) -> dict[str, Any]:
-        return {"state": self.state, "last_action": self.last_action, "contacts": self.contacts,
-                "memory": self.memory}
+        return {"state": self.state, "last_action": self.last_action, "contacts": self.contacts, "memory": self.memory}
 
 
 def _cleared(timers: ContactTimers, column: torch.Tensor) -> ContactTimers:
     """``timers`` with the rows where ``column`` ``[N, 1]`` is true set to zero (an episode start)."""
+
     def clear(t: torch.Tensor) -> torch.Tensor:
         return t.masked_fill(column, 0.0)
 
-    return ContactTimers(current_air_time=clear(timers.current_air_time),
-                         current_contact_time=clear(timers.current_contact_time),
-                         last_air_time=clear(timers.last_air_time), last_contact_time=clear(timers.last_contact_time))
+    return ContactTimers(
+        current_air_time=clear(timers.current_air_time),
+        current_contact_time=clear(timers.current_contact_time),
+        last_air_time=clear(timers.last_air_time),
+        last_contact_time=clear(timers.last_contact_time),
+    )
 
 
 @torch.library.custom_op("rwmspec::exclusive_count", mutates_args=())
@@ -182,14 +185,20 @@ class ImaginationEnv:
     (``[N]`` long), ``device``, ``step_dt``, ``reward_terms`` (names of the logged reward terms).
     """
 
-    def __init__(self, plan: Any, system: Any, *, num_envs: int | None = None, registry: Registry | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        plan: Any,
+        system: Any,
+        *,
+        num_envs: int | None = None,
+        registry: Registry | None = None,
+        seed: int | None = None,
+    ) -> None:
         # the persistent state must be normal tensors (inference tensors cannot be updated outside inference mode)
         with torch.inference_mode(False):
             self._build(plan, system, num_envs, registry, seed)
 
-    def _build(self, plan: Any, system: Any, num_envs: int | None, registry: Registry | None,
-               seed: int | None) -> None:
+    def _build(self, plan: Any, system: Any, num_envs: int | None, registry: Registry | None, seed: int | None) -> None:
         spec = plan.imagination
         if spec is None:
             raise ValueError(f"{plan.spec_file}: stage '{plan.experiment.stage}' has no [imagination] table")
@@ -217,25 +226,32 @@ class ImaginationEnv:
         K = self.model.ensemble_size
         self.sample_members = spec.member_sampling == "per_env_random" and K > 1
         seed = plan.experiment.seed if seed is None else seed
-        (self._window_gen, self._start_gen, self._command_gen, self._push_gen,
-         self._noise_gen) = _generators(seed, self.device, 5)
+        (self._window_gen, self._start_gen, self._command_gen, self._push_gen, self._noise_gen) = _generators(
+            seed, self.device, 5
+        )
 
         robot = registry.robots.get(plan.robot.name)
         limits = soft_joint_pos_limits(robot, self.device) if robot is not None else None
         self.mapping = StateMapping(plan, self.device, soft_joint_pos_limits=limits, registry=registry)
         self._reward_fns = bind_term_functions(plan.rewards, registry, "reward")
         if any(t.name == PENALTY_TERM for t in plan.rewards) and self.penalty_weight > 0.0:
-            raise ValueError(f"{plan.spec_file}: a reward term is named {PENALTY_TERM!r}, the name imagination logs "
-                             f"its uncertainty penalty under; rename the reward table")
+            raise ValueError(
+                f"{plan.spec_file}: a reward term is named {PENALTY_TERM!r}, the name imagination logs "
+                f"its uncertainty penalty under; rename the reward table"
+            )
         self.reward_terms = tuple(t.name for t in plan.rewards if t.weight != 0.0) + (
-            (PENALTY_TERM,) if self.penalty_weight > 0.0 else ())
+            (PENALTY_TERM,) if self.penalty_weight > 0.0 else ()
+        )
         self.obs_groups = tuple(dict.fromkeys([*plan.policy.actor_observations, *plan.policy.critic_observations]))
         missing = [g for g in self.obs_groups if g not in plan.observations]
         if missing:
-            raise ValueError(f"{plan.spec_file}: policy.actor/critic_observations name group(s) {missing} that the "
-                             f"plan does not define (groups: {sorted(plan.observations)})")
-        groups = {g: attrs.evolve(plan.observations[g], corruption=bool(spec.observation_noise))
-                  for g in self.obs_groups}
+            raise ValueError(
+                f"{plan.spec_file}: policy.actor/critic_observations name group(s) {missing} that the "
+                f"plan does not define (groups: {sorted(plan.observations)})"
+            )
+        groups = {
+            g: attrs.evolve(plan.observations[g], corruption=bool(spec.observation_noise)) for g in self.obs_groups
+        }
         self._observer = ObservationAssembler(groups, registry, self.device, self._noise_gen)
 
         n, S, A = self.num_envs, plan.world_model.state_dim, self.num_actions
@@ -246,9 +262,11 @@ class ImaginationEnv:
         self._push_interval = None if spec.push_interval_range is None else tuple(map(int, spec.push_interval_range))
         if self._push_interval is not None:
             if "base_lin_vel" in self.mapping.missing_fields:
-                raise ValueError(f"{plan.spec_file}: imagination.push_interval_range pushes the base velocity, but no "
-                                 f"observations.system_state term of kind base_lin_vel predicts it; add one or remove "
-                                 f"push_interval_range")
+                raise ValueError(
+                    f"{plan.spec_file}: imagination.push_interval_range pushes the base velocity, but no "
+                    f"observations.system_state term of kind base_lin_vel predicts it; add one or remove "
+                    f"push_interval_range"
+                )
             self._push_columns = self.mapping.columns("base_lin_vel").start
             self._push_scale = spec.push_velocity * self.mapping.scale_of("base_lin_vel")
 
@@ -261,10 +279,13 @@ class ImaginationEnv:
         self._memory: ModelMemory = self.model.initial_memory(n)
         self._members = torch.zeros(n, dtype=torch.long, device=self.device)
         self._command = torch.zeros(n, 3, **f32)
-        self._contacts = {g: torch.zeros(n, self._group_width(g), dtype=torch.bool, device=self.device)
-                          for g in self.mapping.contact_groups}
+        self._contacts = {
+            g: torch.zeros(n, self._group_width(g), dtype=torch.bool, device=self.device)
+            for g in self.mapping.contact_groups
+        }
         self.contact_timers: dict[str, ContactTimers] = {
-            g: contact_timers.zeros(n, c.shape[1], self.device) for g, c in self._contacts.items()}
+            g: contact_timers.zeros(n, c.shape[1], self.device) for g, c in self._contacts.items()
+        }
         self._episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
         self._episode_sums = torch.zeros(n, len(self.reward_terms), **f32)  # columns: reward_terms
         self._episode_return = torch.zeros(n, **f32)
@@ -330,8 +351,14 @@ class ImaginationEnv:
     def get_observations(self) -> TensorDict:
         """The PPO groups (actor and critic), ``{group: [N, dim]}``; zeros before the first ``reset``."""
         if self._obs is None:
-            return TensorDict({g: torch.zeros(self.num_envs, self.plan.observations[g].dim, device=self.device)
-                               for g in self.obs_groups}, batch_size=[self.num_envs], device=self.device)
+            return TensorDict(
+                {
+                    g: torch.zeros(self.num_envs, self.plan.observations[g].dim, device=self.device)
+                    for g in self.obs_groups
+                },
+                batch_size=[self.num_envs],
+                device=self.device,
+            )
         return self._obs
 
     @torch.no_grad()
@@ -339,17 +366,26 @@ class ImaginationEnv:
         """Start new episodes in envs ``env_ids`` (``[B]`` indices; None = all, and the seed pool is refilled) from
         freshly drawn replay-buffer windows; returns the observations."""
         n = self.num_envs
-        ids = (torch.arange(n, device=self.device) if env_ids is None
-               else torch.as_tensor(env_ids, device=self.device).long().reshape(-1))
+        ids = (
+            torch.arange(n, device=self.device)
+            if env_ids is None
+            else torch.as_tensor(env_ids, device=self.device).long().reshape(-1)
+        )
         before = self._snapshot()
         seeds = self._draw_seeds(ids.numel())
         mask = torch.zeros(n, dtype=torch.bool, device=self.device).index_fill(0, ids, True)
-        self._start_episodes(mask, self._uniform(_START_DRAWS, self._start_gen), _Seeds(
-            state=self._state.index_copy(0, ids, seeds.state),
-            last_action=self._last_action.index_copy(0, ids, seeds.last_action),
-            contacts={g: c.index_copy(0, ids, seeds.contacts[g]) for g, c in self._contacts.items()},
-            memory=self._memory_rows(lambda base, old, rows: base.write_memory_rows(old, ids, rows),
-                                     self._memory, seeds.memory)))
+        self._start_episodes(
+            mask,
+            self._uniform(_START_DRAWS, self._start_gen),
+            _Seeds(
+                state=self._state.index_copy(0, ids, seeds.state),
+                last_action=self._last_action.index_copy(0, ids, seeds.last_action),
+                contacts={g: c.index_copy(0, ids, seeds.contacts[g]) for g, c in self._contacts.items()},
+                memory=self._memory_rows(
+                    lambda base, old, rows: base.write_memory_rows(old, ids, rows), self._memory, seeds.memory
+                ),
+            ),
+        )
         self._commit(before)
         if env_ids is None:
             self.refill_seeds()
@@ -399,8 +435,9 @@ class ImaginationEnv:
         """``step`` without its host read: ``extras`` has no ``log``. What the ``imagine`` step runs, eagerly or
         replayed from a CUDA graph (``rwmspec_runtime.imagination.graph.GraphedStep``)."""
         if self._obs is None:
-            raise RuntimeError("ImaginationEnv.step before reset(): seed the imagined envs from the replay buffer "
-                               "first")
+            raise RuntimeError(
+                "ImaginationEnv.step before reset(): seed the imagined envs from the replay buffer first"
+            )
         rewards, dones, extras = self.advance(actions)
         self._obs = self.observe()
         return self._obs, rewards, dones, extras
@@ -439,11 +476,16 @@ class ImaginationEnv:
         returns = self._episode_return + rewards
         # one matrix-vector product: compiled, a sum over envs per column would be fused with the state commit into
         # a kernel of a few blocks
-        totals = done_f @ torch.cat([done_f.unsqueeze(-1), returns.unsqueeze(-1),
-                                     length.to(torch.float32).unsqueeze(-1), sums], dim=-1)
+        totals = done_f @ torch.cat(
+            [done_f.unsqueeze(-1), returns.unsqueeze(-1), length.to(torch.float32).unsqueeze(-1), sums], dim=-1
+        )
         count, finished_return, finished_length, *finished_terms = totals.unbind()
-        finished = {"count": count, "return": finished_return, "length": finished_length,
-                    "terms": dict(zip(self.reward_terms, finished_terms, strict=True))}
+        finished = {
+            "count": count,
+            "return": finished_return,
+            "length": finished_length,
+            "terms": dict(zip(self.reward_terms, finished_terms, strict=True)),
+        }
 
         # the new state
         self._memory = out.memory
@@ -456,8 +498,12 @@ class ImaginationEnv:
         self._push(noise.push)
         self._start_from_pool(dones, noise.start)
         self._commit(before)
-        extras = {"time_outs": time_outs, "epistemic_uncertainty": prediction.epistemic, "reward_terms": weighted,
-                  "finished": finished}
+        extras = {
+            "time_outs": time_outs,
+            "epistemic_uncertainty": prediction.epistemic,
+            "reward_terms": weighted,
+            "finished": finished,
+        }
         return rewards, dones, extras
 
     @torch.no_grad()
@@ -475,32 +521,59 @@ class ImaginationEnv:
         dt = self.step_dt
         next_obs = self.normalizer.denormalize_state(prediction.next_state)
         fields = self.mapping.fields(next_obs)
-        contacts = self.mapping.contacts(prediction.contact_prob > _THRESHOLD,
-                                         prediction.termination_prob > _THRESHOLD)
+        contacts = self.mapping.contacts(prediction.contact_prob > _THRESHOLD, prediction.termination_prob > _THRESHOLD)
         timers = {g: contact_timers.advance(t, contacts[g], dt) for g, t in self.contact_timers.items()}
-        previous = self._fields["joint_pos"] - self.mapping.default_joint_pos if self.dof_acc_uses_joint_pos \
+        previous = (
+            self._fields["joint_pos"] - self.mapping.default_joint_pos
+            if self.dof_acc_uses_joint_pos
             else self._fields["joint_vel"]
+        )
         length = self._episode_length + 1
-        view = self.mapping.view(next_obs, fields=fields, prev_joint_vel=previous, contacts=contacts,
-                                 command=self._command, action=action, prev_action=self._last_action, dt=dt,
-                                 contact_timers=self.contact_timers if self.lagged_first_contact else timers,
-                                 episode_length=length, max_episode_length=self.max_episode_length)
+        view = self.mapping.view(
+            next_obs,
+            fields=fields,
+            prev_joint_vel=previous,
+            contacts=contacts,
+            command=self._command,
+            action=action,
+            prev_action=self._last_action,
+            dt=dt,
+            contact_timers=self.contact_timers if self.lagged_first_contact else timers,
+            episode_length=length,
+            max_episode_length=self.max_episode_length,
+        )
         weighted = call_reward_terms(view, self.plan.rewards, self._reward_fns)
         if self.penalty_weight > 0.0:
             weighted[PENALTY_TERM] = prediction.epistemic * (-self.penalty_weight * dt)
         columns = [weighted[name] for name in self.reward_terms]
         per_term = torch.stack(columns, dim=-1) if columns else next_obs.new_zeros(next_obs.shape[0], 0)
-        return RewardOutcome(weighted=weighted, per_term=per_term, rewards=total_reward(weighted, view),
-                             state_obs=next_obs, fields=fields, contacts=contacts, timers=timers,
-                             episode_length=length)
+        return RewardOutcome(
+            weighted=weighted,
+            per_term=per_term,
+            rewards=total_reward(weighted, view),
+            state_obs=next_obs,
+            fields=fields,
+            contacts=contacts,
+            timers=timers,
+            episode_length=length,
+        )
 
     @torch.no_grad()
     def observe(self) -> TensorDict:
         """The PPO observation groups of the current states (with noise per ``imagination.observation_noise``)."""
-        view = self.mapping.view(self._state_obs, fields=self._fields, prev_joint_vel=self._fields["joint_vel"],
-                                 contacts=self._contacts, command=self._command, action=self._last_action,
-                                 prev_action=self._last_action, dt=self.step_dt, contact_timers=self.contact_timers,
-                                 episode_length=self._episode_length, max_episode_length=self.max_episode_length)
+        view = self.mapping.view(
+            self._state_obs,
+            fields=self._fields,
+            prev_joint_vel=self._fields["joint_vel"],
+            contacts=self._contacts,
+            command=self._command,
+            action=self._last_action,
+            prev_action=self._last_action,
+            dt=self.step_dt,
+            contact_timers=self.contact_timers,
+            episode_length=self._episode_length,
+            max_episode_length=self.max_episode_length,
+        )
         return self._observer.compute(view, self.obs_groups)
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -521,12 +594,23 @@ class ImaginationEnv:
 
     def _snapshot(self) -> dict[str, Any]:
         """The per-env state as it is referenced now (tensors, dicts and the model memory)."""
-        return {"state": self._state, "state_obs": self._state_obs, "fields": dict(self._fields),
-                "last_action": self._last_action, "memory": self._memory, "members": self._members,
-                "command": self._command, "contacts": dict(self._contacts), "timers": dict(self.contact_timers),
-                "episode_length": self._episode_length, "episode_sums": self._episode_sums,
-                "episode_return": self._episode_return, "command_left": self._command_left,
-                "push_left": self._push_left, "pool_next": self._pool_next}
+        return {
+            "state": self._state,
+            "state_obs": self._state_obs,
+            "fields": dict(self._fields),
+            "last_action": self._last_action,
+            "memory": self._memory,
+            "members": self._members,
+            "command": self._command,
+            "contacts": dict(self._contacts),
+            "timers": dict(self.contact_timers),
+            "episode_length": self._episode_length,
+            "episode_sums": self._episode_sums,
+            "episode_return": self._episode_return,
+            "command_left": self._command_left,
+            "push_left": self._push_left,
+            "pool_next": self._pool_next,
+        }
 
     def _commit(self, before: dict[str, Any]) -> None:
         """Copy the state computed since ``before = _snapshot()`` into ``before``'s tensors (one fused copy) and
@@ -562,9 +646,11 @@ class ImaginationEnv:
         return torch.rand(self.num_envs, width, generator=generator, device=self.device)
 
     def _draw_step_noise(self) -> _StepNoise:
-        return _StepNoise(command=self._uniform(_COMMAND_DRAWS, self._command_gen),
-                          push=self._uniform(_PUSH_DRAWS, self._push_gen),
-                          start=self._uniform(_START_DRAWS, self._start_gen))
+        return _StepNoise(
+            command=self._uniform(_COMMAND_DRAWS, self._command_gen),
+            push=self._uniform(_PUSH_DRAWS, self._push_gen),
+            start=self._uniform(_START_DRAWS, self._start_gen),
+        )
 
     def _commands(self, u: torch.Tensor) -> torch.Tensor:
         """``[N, 3]`` commands from draws ``u`` ``[N, 4]`` (zeros without a command term)."""
@@ -576,8 +662,10 @@ class ImaginationEnv:
         blocks = [b for b in self.mapping.contact_blocks + self.mapping.termination_blocks if b.group == group]
         widths = {b.columns.stop - b.columns.start for b in blocks}
         if len(widths) != 1:
-            raise ValueError(f"{self.plan.spec_file}: contact group {group!r} appears with different widths "
-                             f"{sorted(widths)} in the system_contact/system_termination terms")
+            raise ValueError(
+                f"{self.plan.spec_file}: contact group {group!r} appears with different widths "
+                f"{sorted(widths)} in the system_contact/system_termination terms"
+            )
         return widths.pop()
 
     @staticmethod
@@ -586,8 +674,9 @@ class ImaginationEnv:
         low, high = bounds
         return low + torch.floor(u * (high - low)).to(torch.long)
 
-    def _set_state(self, state: torch.Tensor, state_obs: torch.Tensor | None = None,
-                   fields: dict[str, torch.Tensor] | None = None) -> None:
+    def _set_state(
+        self, state: torch.Tensor, state_obs: torch.Tensor | None = None, fields: dict[str, torch.Tensor] | None = None
+    ) -> None:
         self._state = state
         self._state_obs = self.normalizer.denormalize_state(state) if state_obs is None else state_obs
         self._fields = self.mapping.fields(self._state_obs) if fields is None else fields
@@ -631,10 +720,15 @@ class ImaginationEnv:
             memory = self._warm_up(*applied_action_pairs(state, action))
         else:
             memory = self.model.initial_memory(count)
-        contacts = self.mapping.contacts(windows.contact[:, -1].to(self.device) > _THRESHOLD,
-                                         windows.termination[:, -1].to(self.device) > _THRESHOLD)
-        return _Seeds(state=state[:, -1], last_action=self.normalizer.denormalize_action(action[:, -1]),
-                      contacts={g: contacts[g] for g in self._contacts}, memory=memory)
+        contacts = self.mapping.contacts(
+            windows.contact[:, -1].to(self.device) > _THRESHOLD, windows.termination[:, -1].to(self.device) > _THRESHOLD
+        )
+        return _Seeds(
+            state=state[:, -1],
+            last_action=self.normalizer.denormalize_action(action[:, -1]),
+            contacts={g: contacts[g] for g in self._contacts},
+            memory=memory,
+        )
 
     def _warm_up(self, state: torch.Tensor, action: torch.Tensor) -> ModelMemory:
         """The model memory after the (state, action) pairs ``[B, M - 1, ·]`` of new episodes' windows."""
@@ -645,10 +739,12 @@ class ImaginationEnv:
         self.seed_pool_size = size
         S, A = self._state.shape[1], self._last_action.shape[1]
         with torch.inference_mode(False):
-            self._pool = _Seeds(state=self._state.new_zeros(size, S),
-                                last_action=self._last_action.new_zeros(size, A),
-                                contacts={g: c.new_zeros(size, c.shape[1]) for g, c in self._contacts.items()},
-                                memory=self.model.initial_memory(size))
+            self._pool = _Seeds(
+                state=self._state.new_zeros(size, S),
+                last_action=self._last_action.new_zeros(size, A),
+                contacts={g: c.new_zeros(size, c.shape[1]) for g, c in self._contacts.items()},
+                memory=self.model.initial_memory(size),
+            )
 
     def _pool_tree(self) -> dict[str, Any]:
         return self._pool.tree()
@@ -658,10 +754,16 @@ class ImaginationEnv:
         P = self.seed_pool_size
         index = (self._pool_next + exclusive_count(dones)) % P  # [N]: seed of each env if it ends
         pool = self._pool
-        self._start_episodes(dones, u, _Seeds(
-            state=pool.state.index_select(0, index), last_action=pool.last_action.index_select(0, index),
-            contacts={g: c.index_select(0, index) for g, c in pool.contacts.items()},
-            memory=self._memory_rows(lambda base, rows: base.select_memory(rows, index), pool.memory)))
+        self._start_episodes(
+            dones,
+            u,
+            _Seeds(
+                state=pool.state.index_select(0, index),
+                last_action=pool.last_action.index_select(0, index),
+                contacts={g: c.index_select(0, index) for g, c in pool.contacts.items()},
+                memory=self._memory_rows(lambda base, rows: base.select_memory(rows, index), pool.memory),
+            ),
+        )
         self._pool_next = self._pool_next + dones.sum()
 
     def _start_episodes(self, mask: torch.Tensor, u: torch.Tensor, seeds: _Seeds) -> None:
@@ -681,8 +783,10 @@ class ImaginationEnv:
             return pick(new, old)
 
         self._memory = self._memory_rows(rows, seeds.memory, self._memory)
-        self._set_state(torch.where(column, seeds.state, self._state),
-                        torch.where(column, self.normalizer.denormalize_state(seeds.state), self._state_obs))
+        self._set_state(
+            torch.where(column, seeds.state, self._state),
+            torch.where(column, self.normalizer.denormalize_state(seeds.state), self._state_obs),
+        )
         self._last_action = torch.where(column, seeds.last_action, self._last_action)
         self._contacts = {g: torch.where(column, seeds.contacts[g], c) for g, c in self._contacts.items()}
         self.contact_timers = {g: _cleared(t, column) for g, t in self.contact_timers.items()}
@@ -708,16 +812,27 @@ class ImaginationEnv:
         contacts = {g: c[:1] for g, c in self._contacts.items()}
         timers = {g: contact_timers.zeros(1, c.shape[1], self.device) for g, c in contacts.items()}
         one = torch.zeros(1, self.num_actions, device=self.device)
-        view = self.mapping.view(self._state_obs[:1], fields=fields, prev_joint_vel=fields["joint_vel"],
-                                 contacts=contacts, command=torch.zeros(1, 3, device=self.device), action=one,
-                                 prev_action=one, dt=self.step_dt, contact_timers=timers,
-                                 episode_length=torch.zeros(1, dtype=torch.long, device=self.device),
-                                 max_episode_length=self.max_episode_length)
-        hint = ("imagination builds its state view from the world model's system_state, system_contact and "
-                "system_termination groups")
+        view = self.mapping.view(
+            self._state_obs[:1],
+            fields=fields,
+            prev_joint_vel=fields["joint_vel"],
+            contacts=contacts,
+            command=torch.zeros(1, 3, device=self.device),
+            action=one,
+            prev_action=one,
+            dt=self.step_dt,
+            contact_timers=timers,
+            episode_length=torch.zeros(1, dtype=torch.long, device=self.device),
+            max_episode_length=self.max_episode_length,
+        )
+        hint = (
+            "imagination builds its state view from the world model's system_state, system_contact and "
+            "system_termination groups"
+        )
         generator = torch.Generator(device=self.device).manual_seed(0)  # leaves the noise stream untouched
-        observer = ObservationAssembler({g: self._observer.groups[g].group for g in self.obs_groups},
-                                        self.registry, self.device, generator)
+        observer = ObservationAssembler(
+            {g: self._observer.groups[g].group for g in self.obs_groups}, self.registry, self.device, generator
+        )
         try:
             weighted = call_reward_terms(view, self.plan.rewards, self._reward_fns)
             obs = observer.compute(view, self.obs_groups)
@@ -726,9 +841,11 @@ class ImaginationEnv:
         bad = [f"reward term {name!r}" for name, value in weighted.items() if not torch.isfinite(value).all()]
         bad += [f"observation group {g!r}" for g in self.obs_groups if not torch.isfinite(obs[g]).all()]
         if bad:
-            raise ValueError(f"{self.plan.spec_file}: {', '.join(bad)} read(s) state the world model does not "
-                             f"predict ({', '.join(missing)}); add the matching term to [observations.system_state] "
-                             f"or set the reward weight to 0 ({hint})")
+            raise ValueError(
+                f"{self.plan.spec_file}: {', '.join(bad)} read(s) state the world model does not "
+                f"predict ({', '.join(missing)}); add the matching term to [observations.system_state] "
+                f"or set the reward weight to 0 ({hint})"
+            )
 
 
 def _copy_into(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:

@@ -88,11 +88,15 @@ def _contact_blocks(group: ObservationGroupPlan | None, spec_file: str) -> list[
     for term in group.terms:
         param = CONTACT_KINDS.get(term.kind)
         if param is None:
-            raise ValueError(f"{spec_file}: observations.{group.name}.terms.{term.name} has kind {term.kind!r}, which "
-                             f"imagination cannot turn into contact flags; supported kinds: {sorted(CONTACT_KINDS)}")
+            raise ValueError(
+                f"{spec_file}: observations.{group.name}.terms.{term.name} has kind {term.kind!r}, which "
+                f"imagination cannot turn into contact flags; supported kinds: {sorted(CONTACT_KINDS)}"
+            )
         if param not in term.params:
-            raise ValueError(f"{spec_file}: observations.{group.name}.terms.{term.name} needs a `{param}` parameter "
-                             f"naming a contact group of the robot")
+            raise ValueError(
+                f"{spec_file}: observations.{group.name}.terms.{term.name} needs a `{param}` parameter "
+                f"naming a contact group of the robot"
+            )
         blocks.append(_ContactBlock(term.name, str(term.params[param]), slice(term.start, term.stop)))
     return blocks
 
@@ -105,12 +109,20 @@ class StateMapping:
     :param soft_joint_pos_limits: ``[J, 2]`` soft limits put into views (None: the robot has none).
     """
 
-    def __init__(self, plan: Any, device: torch.device | str = "cpu", *,
-                 soft_joint_pos_limits: torch.Tensor | None = None, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        plan: Any,
+        device: torch.device | str = "cpu",
+        *,
+        soft_joint_pos_limits: torch.Tensor | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         groups = plan.observations
         if "system_state" not in groups:
-            raise ValueError(f"{plan.spec_file}: imagination needs the observation group system_state; add "
-                             f"[observations.system_state] (see specs/base/anymal_d_flat_world_model.toml)")
+            raise ValueError(
+                f"{plan.spec_file}: imagination needs the observation group system_state; add "
+                f"[observations.system_state] (see specs/base/anymal_d_flat_world_model.toml)"
+            )
         self.device = torch.device(device)
         self.spec_file = plan.spec_file
         self.registry = registry
@@ -122,8 +134,10 @@ class StateMapping:
         seen: dict[str, str] = {}
         for block in self.blocks:
             if block.field in seen:
-                raise ValueError(f"{self.spec_file}: observations.system_state terms {seen[block.field]!r} and "
-                                 f"{block.term!r} both describe the view field {block.field!r}; keep one of them")
+                raise ValueError(
+                    f"{self.spec_file}: observations.system_state terms {seen[block.field]!r} and "
+                    f"{block.term!r} both describe the view field {block.field!r}; keep one of them"
+                )
             seen[block.field] = block.term
         #: view fields no system_state term provides (filled with zeros; see ``ImaginationEnv`` for the check)
         self.missing_fields = tuple(f for f in VIEW_FIELDS if f not in seen)
@@ -136,13 +150,17 @@ class StateMapping:
     def _state_block(self, term: ObservationTermPlan) -> _StateBlock:
         kind = STATE_KINDS.get(term.kind)
         if kind is None:
-            raise ValueError(f"{self.spec_file}: observations.system_state.terms.{term.name} has kind {term.kind!r}, "
-                             f"which imagination cannot turn back into a state view; supported kinds: "
-                             f"{sorted(STATE_KINDS)}")
+            raise ValueError(
+                f"{self.spec_file}: observations.system_state.terms.{term.name} has kind {term.kind!r}, "
+                f"which imagination cannot turn back into a state view; supported kinds: "
+                f"{sorted(STATE_KINDS)}"
+            )
         width = _FIELD_WIDTH.get(kind.field, self.num_joints)
         if term.dim != width:
-            raise ValueError(f"{self.spec_file}: observations.system_state.terms.{term.name} ({term.kind}) has "
-                             f"{term.dim} columns but the view field {kind.field!r} has {width}")
+            raise ValueError(
+                f"{self.spec_file}: observations.system_state.terms.{term.name} ({term.kind}) has "
+                f"{term.dim} columns but the view field {kind.field!r} has {width}"
+            )
         return _StateBlock(term.name, term.kind, slice(term.start, term.stop), kind.field, kind.inverse, term.scale)
 
     # -- view -> state vector (the real backend's path) ----------------------------------------------------------
@@ -154,8 +172,7 @@ class StateMapping:
 
             registry = self.registry if self.registry is not None else get_registry()
             generator = torch.Generator(device=self.device).manual_seed(0)
-            self._assembler = ObservationAssembler({"system_state": self.state_group}, registry, self.device,
-                                                   generator)
+            self._assembler = ObservationAssembler({"system_state": self.state_group}, registry, self.device, generator)
         return self._assembler.compute(view)["system_state"]
 
     # -- state vector -> view ------------------------------------------------------------------------------------
@@ -164,8 +181,10 @@ class StateMapping:
         for block in self.blocks:
             if block.field == field:
                 return block.columns
-        raise KeyError(f"{self.spec_file}: no observations.system_state term provides {field!r} (supported kinds: "
-                       f"{sorted(STATE_KINDS)})")
+        raise KeyError(
+            f"{self.spec_file}: no observations.system_state term provides {field!r} (supported kinds: "
+            f"{sorted(STATE_KINDS)})"
+        )
 
     def scale_of(self, field: str) -> float:
         """The observation scale of the term providing ``field`` (1 without one)."""
@@ -200,17 +219,37 @@ class StateMapping:
                 out[block.group] = out[block.group] | value if block.group in out else value
         return out
 
-    def view(self, state: torch.Tensor, *, prev_joint_vel: torch.Tensor, contacts: Mapping[str, torch.Tensor],
-             command: torch.Tensor, action: torch.Tensor, prev_action: torch.Tensor, dt: float,
-             contact_timers: Mapping[str, ContactTimers] | None = None, episode_length: torch.Tensor | None = None,
-             max_episode_length: int | None = None, fields: Mapping[str, torch.Tensor] | None = None) -> StateView:
+    def view(
+        self,
+        state: torch.Tensor,
+        *,
+        prev_joint_vel: torch.Tensor,
+        contacts: Mapping[str, torch.Tensor],
+        command: torch.Tensor,
+        action: torch.Tensor,
+        prev_action: torch.Tensor,
+        dt: float,
+        contact_timers: Mapping[str, ContactTimers] | None = None,
+        episode_length: torch.Tensor | None = None,
+        max_episode_length: int | None = None,
+        fields: Mapping[str, torch.Tensor] | None = None,
+    ) -> StateView:
         """The StateView of denormalized ``system_state`` rows ``[N, S]`` (``fields``: precomputed ``fields(state)``)."""
         f = dict(fields) if fields is not None else self.fields(state)
-        return StateView(**{name: f[name] for name in VIEW_FIELDS}, prev_joint_vel=prev_joint_vel,
-                         default_joint_pos=self.default_joint_pos, contacts=dict(contacts), command=command,
-                         action=action, prev_action=prev_action, dt=dt,
-                         soft_joint_pos_limits=self.soft_joint_pos_limits, episode_length=episode_length,
-                         max_episode_length=max_episode_length, contact_timers=dict(contact_timers or {}))
+        return StateView(
+            **{name: f[name] for name in VIEW_FIELDS},
+            prev_joint_vel=prev_joint_vel,
+            default_joint_pos=self.default_joint_pos,
+            contacts=dict(contacts),
+            command=command,
+            action=action,
+            prev_action=prev_action,
+            dt=dt,
+            soft_joint_pos_limits=self.soft_joint_pos_limits,
+            episode_length=episode_length,
+            max_episode_length=max_episode_length,
+            contact_timers=dict(contact_timers or {}),
+        )
 
 
 def soft_joint_pos_limits(robot: Any, device: torch.device | str = "cpu") -> torch.Tensor | None:

@@ -101,8 +101,9 @@ class Imagine(Step):
         self.system = WorldModelSystem.of(runner)
         self.env = ImaginationEnv(plan, self.system)
         # the captured env step on a GPU when asked for, the plain one elsewhere
-        self.env_step = (GraphedStep(self.env) if spec.cuda_graph and self.env.device.type == "cuda"
-                         else self.env.rollout_step)
+        self.env_step = (
+            GraphedStep(self.env) if spec.cuda_graph and self.env.device.type == "cuda" else self.env.rollout_step
+        )
         self.warmup_iterations = spec.warmup_iterations
         self.check_nan = plan.runner.check_for_nan
         slots = real_data_slots(spec.real_data_share, self.env.num_envs)
@@ -112,7 +113,8 @@ class Imagine(Step):
                 raise ValueError(
                     f"{plan.spec_file}: imagination.real_data_share = {spec.real_data_share} puts the real rollout "
                     f"into PPO's storage step by step, so imagination.steps_per_iteration "
-                    f"({spec.steps_per_iteration}) must equal ppo.num_steps_per_env ({plan.ppo.num_steps_per_env})")
+                    f"({spec.steps_per_iteration}) must equal ppo.num_steps_per_env ({plan.ppo.num_steps_per_env})"
+                )
             columns = torch.arange(slots, device=self.env.device) % runner.env.num_envs
             self.mixed = MixedPolicyEnv(self.env, columns, runner.obs)
         self.policy_env = self.mixed if self.mixed is not None else self.env
@@ -136,9 +138,11 @@ class Imagine(Step):
         else:
             env.refill_seeds()  # the world model changed: warm the episode starts up with the new weights
         if self.mixed is not None and len(ctx.rollout) != env.num_steps_per_env:
-            raise ValueError(f"imagination.real_data_share needs the real rollout of this iteration "
-                             f"({len(ctx.rollout)} steps) to have imagination.steps_per_iteration = "
-                             f"{env.num_steps_per_env} steps")
+            raise ValueError(
+                f"imagination.real_data_share needs the real rollout of this iteration "
+                f"({len(ctx.rollout)} steps) to have imagination.steps_per_iteration = "
+                f"{env.num_steps_per_env} steps"
+            )
         start = time.perf_counter()
         stats = self._rollout(ctx)
         seconds = time.perf_counter() - start
@@ -149,8 +153,13 @@ class Imagine(Step):
         env, alg, mixed = self.env, self.runner.alg, self.mixed
         n = env.num_envs
         zero = torch.zeros((), device=env.device)
-        totals: dict[str, torch.Tensor] = {"reward": zero, "epistemic": zero, "count": zero, "return": zero,
-                                           "length": zero}
+        totals: dict[str, torch.Tensor] = {
+            "reward": zero,
+            "epistemic": zero,
+            "count": zero,
+            "return": zero,
+            "length": zero,
+        }
         term_steps = {name: zero for name in env.reward_terms}
         term_episodes = {name: zero for name in env.reward_terms}
         with torch.inference_mode():
@@ -179,11 +188,13 @@ class Imagine(Step):
                     next_obs = obs
                 alg.process_env_step(next_obs, step_rewards, step_dones, {"time_outs": time_outs})
                 finished = extras["finished"]
-                totals = {"reward": totals["reward"] + rewards.mean(),
-                          "epistemic": totals["epistemic"] + extras["epistemic_uncertainty"].mean(),
-                          "count": totals["count"] + finished["count"],
-                          "return": totals["return"] + finished["return"],
-                          "length": totals["length"] + finished["length"]}
+                totals = {
+                    "reward": totals["reward"] + rewards.mean(),
+                    "epistemic": totals["epistemic"] + extras["epistemic_uncertainty"].mean(),
+                    "count": totals["count"] + finished["count"],
+                    "return": totals["return"] + finished["return"],
+                    "length": totals["length"] + finished["length"],
+                }
                 for name, value in extras["reward_terms"].items():
                     term_steps[name] = term_steps[name] + value.mean()
                     term_episodes[name] = term_episodes[name] + finished["terms"][name]
@@ -191,18 +202,28 @@ class Imagine(Step):
             alg.compute_returns(last)
         return self._metrics(ctx, totals, term_steps, term_episodes)
 
-    def _metrics(self, ctx: IterationContext, totals: dict[str, torch.Tensor], term_steps: dict[str, torch.Tensor],
-                 term_episodes: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _metrics(
+        self,
+        ctx: IterationContext,
+        totals: dict[str, torch.Tensor],
+        term_steps: dict[str, torch.Tensor],
+        term_episodes: dict[str, torch.Tensor],
+    ) -> dict[str, float]:
         env = self.env
         steps = env.num_steps_per_env
         names = list(term_steps)
         # one transfer for every number of the iteration
-        packed = torch.stack([totals[k] for k in ("reward", "epistemic", "count", "return", "length")]
-                             + [term_steps[k] for k in names] + [term_episodes[k] for k in names]).tolist()
+        packed = torch.stack(
+            [totals[k] for k in ("reward", "epistemic", "count", "return", "length")]
+            + [term_steps[k] for k in names]
+            + [term_episodes[k] for k in names]
+        ).tolist()
         reward, epistemic, count, returns, lengths = packed[:5]
-        per_step, per_episode = packed[5:5 + len(names)], packed[5 + len(names):]
-        out = {"Model Based/per_step_reward_sum_imagination": reward / steps,
-               "Model Based/epistemic_uncertainty": epistemic / steps}
+        per_step, per_episode = packed[5 : 5 + len(names)], packed[5 + len(names) :]
+        out = {
+            "Model Based/per_step_reward_sum_imagination": reward / steps,
+            "Model Based/epistemic_uncertainty": epistemic / steps,
+        }
         for name, value in zip(names, per_step, strict=True):
             out[f"Model Based/per_step_reward_imagination/{name}"] = value / steps
         if count > 0:
@@ -212,8 +233,9 @@ class Imagine(Step):
             for name, value in zip(names, per_episode, strict=True):
                 out[f"{LOG_PREFIX}{name}"] = value / count / episode_s
         if ctx.rollout:
-            out["Model Based/per_step_reward_sum_real"] = float(torch.stack([t.rewards.mean()
-                                                                             for t in ctx.rollout]).mean())
+            out["Model Based/per_step_reward_sum_real"] = float(
+                torch.stack([t.rewards.mean() for t in ctx.rollout]).mean()
+            )
         if self.mixed is not None:
             out["Model Based/real_data_slots"] = float(self.mixed.real_columns.numel())
         started = env.seeds_used

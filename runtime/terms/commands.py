@@ -74,16 +74,19 @@ def _as_ranges(ranges: VelocityRanges | Mapping[str, Any]) -> VelocityRanges:
     return ranges if isinstance(ranges, VelocityRanges) else VelocityRanges.from_mapping(ranges)
 
 
-def commands_from_uniform(u: torch.Tensor, ranges: VelocityRanges | Mapping[str, Any],
-                          standing_fraction: float = 0.0) -> torch.Tensor:
+def commands_from_uniform(
+    u: torch.Tensor, ranges: VelocityRanges | Mapping[str, Any], standing_fraction: float = 0.0
+) -> torch.Tensor:
     """Commands ``(v_x, v_y, w_z)`` ``[n, 3]``, uniform in ``ranges``, from draws ``u`` ``[n, 4]`` in [0, 1) (three
     for the velocities, one for standing: a row is zero with probability ``standing_fraction``). No heading control:
     the imagination env has no yaw. The caller draws ``u``, so the mapping traces under ``torch.compile``."""
     ranges = _as_ranges(ranges)
     if not 0.0 <= standing_fraction <= 1.0:
         raise ValueError(f"standing_fraction must lie in [0, 1], got {standing_fraction}")
-    command = torch.stack([_uniform(u[:, 0], ranges.lin_vel_x), _uniform(u[:, 1], ranges.lin_vel_y),
-                           _uniform(u[:, 2], ranges.ang_vel_z)], dim=-1)
+    command = torch.stack(
+        [_uniform(u[:, 0], ranges.lin_vel_x), _uniform(u[:, 1], ranges.lin_vel_y), _uniform(u[:, 2], ranges.ang_vel_z)],
+        dim=-1,
+    )
     standing = u[:, 3] < standing_fraction
     return torch.where(standing.unsqueeze(-1), torch.zeros_like(command), command)
 
@@ -100,15 +103,25 @@ class VelocityCommand:
     the given envs (as an env reset does). The constructor draws a first command for every env.
     """
 
-    def __init__(self, num_envs: int, ranges: VelocityRanges | Mapping[str, Any], *, generator: torch.Generator,
-                 resampling_time_range_s: Range = (10.0, 10.0), heading_command: bool = False,
-                 heading_control_stiffness: float = 1.0, rel_heading_envs: float = 1.0,
-                 rel_standing_envs: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        ranges: VelocityRanges | Mapping[str, Any],
+        *,
+        generator: torch.Generator,
+        resampling_time_range_s: Range = (10.0, 10.0),
+        heading_command: bool = False,
+        heading_control_stiffness: float = 1.0,
+        rel_heading_envs: float = 1.0,
+        rel_standing_envs: float = 0.0,
+    ) -> None:
         self.ranges = _as_ranges(ranges)
         self.resampling_time_range_s = _check_range("resampling_time_range_s", resampling_time_range_s)
         if self.resampling_time_range_s[0] <= 0.0:
-            raise ValueError(f"velocity command: resampling_time_range_s = {list(self.resampling_time_range_s)} "
-                             "must be positive; use a huge value such as [1e9, 1e9] to never resample")
+            raise ValueError(
+                f"velocity command: resampling_time_range_s = {list(self.resampling_time_range_s)} "
+                "must be positive; use a huge value such as [1e9, 1e9] to never resample"
+            )
         for name, share in (("rel_heading_envs", rel_heading_envs), ("rel_standing_envs", rel_standing_envs)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"velocity command: `{name}` = {share} must lie in [0, 1]")
@@ -129,16 +142,27 @@ class VelocityCommand:
         self.resample(None)
 
     @classmethod
-    def from_params(cls, num_envs: int, params: Mapping[str, Any], *, generator: torch.Generator,
-                    resampling_time_range_s: Range = (10.0, 10.0)) -> VelocityCommand:
+    def from_params(
+        cls,
+        num_envs: int,
+        params: Mapping[str, Any],
+        *,
+        generator: torch.Generator,
+        resampling_time_range_s: Range = (10.0, 10.0),
+    ) -> VelocityCommand:
         """Build from a command term's params: the range keys (flat, or nested under ``ranges``) and options."""
         params = dict(params)
         nested = params.pop("ranges", None)
         options = {k: params.pop(k) for k in _OPTION_KEYS if k in params}
         range_data = dict(nested or {})
         range_data.update(params)
-        return cls(num_envs, VelocityRanges.from_mapping(range_data), generator=generator,
-                   resampling_time_range_s=resampling_time_range_s, **options)
+        return cls(
+            num_envs,
+            VelocityRanges.from_mapping(range_data),
+            generator=generator,
+            resampling_time_range_s=resampling_time_range_s,
+            **options,
+        )
 
     # -- read-only state ------------------------------------------------------------------------------------------
     @property
@@ -186,8 +210,9 @@ class VelocityCommand:
         mask = self._mask(env_ids)
         u = torch.rand(self.num_envs, 7, generator=self.generator, device=self.device)
         r = self.ranges
-        drawn = torch.stack([_uniform(u[:, 1], r.lin_vel_x), _uniform(u[:, 2], r.lin_vel_y),
-                             _uniform(u[:, 3], r.ang_vel_z)], dim=-1)
+        drawn = torch.stack(
+            [_uniform(u[:, 1], r.lin_vel_x), _uniform(u[:, 2], r.lin_vel_y), _uniform(u[:, 3], r.ang_vel_z)], dim=-1
+        )
         self._time_left = torch.where(mask, _uniform(u[:, 0], self.resampling_time_range_s), self._time_left)
         self._command = torch.where(mask.unsqueeze(-1), drawn, self._command)
         if self.heading_command:
@@ -217,6 +242,4 @@ class VelocityCommand:
         return self._command
 
     def _zero_standing(self) -> None:
-        self._command = torch.where(self._is_standing_env.unsqueeze(-1), torch.zeros_like(self._command),
-                                    self._command)
-
+        self._command = torch.where(self._is_standing_env.unsqueeze(-1), torch.zeros_like(self._command), self._command)

@@ -21,9 +21,11 @@ import torch
 from rwmspec_runtime.terms.state import ContactTimers
 
 
-def zeros(num_envs: int, num_bodies: int, device: torch.device | str = "cpu",
-          dtype: torch.dtype = torch.float32) -> ContactTimers:
+def zeros(
+    num_envs: int, num_bodies: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> ContactTimers:
     """Timers of ``num_envs`` envs and ``num_bodies`` bodies, all zero (the state after a reset)."""
+
     def z() -> torch.Tensor:
         return torch.zeros(num_envs, num_bodies, device=device, dtype=dtype)
 
@@ -33,8 +35,10 @@ def zeros(num_envs: int, num_bodies: int, device: torch.device | str = "cpu",
 def advance(timers: ContactTimers, contact: torch.Tensor, dt: float) -> ContactTimers:
     """Timers after one control step of length ``dt`` with contacts ``contact`` (``[N, B]`` bool)."""
     if contact.shape != timers.current_air_time.shape:
-        raise ValueError(f"contact flags have shape {tuple(contact.shape)} but the timers are "
-                         f"{tuple(timers.current_air_time.shape)} (num_envs, num_bodies)")
+        raise ValueError(
+            f"contact flags have shape {tuple(contact.shape)} but the timers are "
+            f"{tuple(timers.current_air_time.shape)} (num_envs, num_bodies)"
+        )
     contact = contact.to(torch.bool)
     touchdown = contact & (timers.current_air_time > 0.0)
     liftoff = ~contact & (timers.current_contact_time > 0.0)
@@ -61,7 +65,9 @@ def reset(timers: ContactTimers, env_ids: torch.Tensor | Sequence[int] | None = 
     def cleared(t: torch.Tensor) -> torch.Tensor:
         return torch.where(keep, t, torch.zeros_like(t))
 
-    return ContactTimers(current_air_time=cleared(timers.current_air_time),
-                         current_contact_time=cleared(timers.current_contact_time),
-                         last_air_time=cleared(timers.last_air_time),
-                         last_contact_time=cleared(timers.last_contact_time))
+    return ContactTimers(
+        current_air_time=cleared(timers.current_air_time),
+        current_contact_time=cleared(timers.current_contact_time),
+        last_air_time=cleared(timers.last_air_time),
+        last_contact_time=cleared(timers.last_contact_time),
+    )

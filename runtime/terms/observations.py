@@ -80,5 +80,7 @@ def _contact_group(view: StateView, group: str) -> torch.Tensor:
     try:
         return view.contacts[group]
     except KeyError:
-        raise KeyError(f"contact group {group!r} is not in the state view (it has {sorted(view.contacts)}); name one "
-                       "of the robot's contact groups in the term's `bodies` parameter") from None
+        raise KeyError(
+            f"contact group {group!r} is not in the state view (it has {sorted(view.contacts)}); name one "
+            "of the robot's contact groups in the term's `bodies` parameter"
+        ) from None

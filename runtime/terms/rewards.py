@@ -90,8 +90,14 @@ def first_contact(timers: ContactTimers, dt: float) -> torch.Tensor:
     return (t > 0.0) & (t < dt + FIRST_CONTACT_TOLERANCE_S)
 
 
-def feet_air_time(view: StateView, *, bodies: str = "feet", threshold: float = 0.5,
-                  command_name: str = "base_velocity", command_threshold: float = 0.1) -> torch.Tensor:
+def feet_air_time(
+    view: StateView,
+    *,
+    bodies: str = "feet",
+    threshold: float = 0.5,
+    command_name: str = "base_velocity",
+    command_threshold: float = 0.1,
+) -> torch.Tensor:
     """``sum_b (last_air_time_b - threshold) * first_contact_b``, zero unless ``||c_xy|| > command_threshold``; ``[N]``.
 
     Rewards steps longer than ``threshold`` seconds, paid once at each touchdown. Reads the contact timers of group
@@ -100,9 +106,11 @@ def feet_air_time(view: StateView, *, bodies: str = "feet", threshold: float = 0
     try:
         timers = view.contact_timers[bodies]
     except KeyError:
-        raise KeyError(f"feet_air_time: the state view has no contact timers for group {bodies!r} (it has "
-                       f"{sorted(view.contact_timers)}); the env must advance timers for every group that "
-                       "feet_air_time names in `bodies`") from None
+        raise KeyError(
+            f"feet_air_time: the state view has no contact timers for group {bodies!r} (it has "
+            f"{sorted(view.contact_timers)}); the env must advance timers for every group that "
+            "feet_air_time names in `bodies`"
+        ) from None
     landed = first_contact(timers, view.dt).to(timers.last_air_time.dtype)
     reward = torch.sum((timers.last_air_time - threshold) * landed, dim=-1)
     moving = torch.linalg.vector_norm(view.command[:, :2], dim=-1) > command_threshold

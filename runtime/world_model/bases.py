@@ -47,8 +47,9 @@ class WorldModelBase(nn.Module, ABC):
 
     # -- the functional contract -------------------------------------------------------------------------------
     @abstractmethod
-    def initial_memory(self, batch_size: int, *, device: torch.device | str | None = None,
-                       dtype: torch.dtype | None = None) -> Memory:
+    def initial_memory(
+        self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Memory:
         """The empty memory of ``batch_size`` rows."""
 
     @abstractmethod
@@ -59,7 +60,7 @@ class WorldModelBase(nn.Module, ABC):
         """Features after every step of ``x`` ``[B, T, in]`` -> ``[B, T, out]``. Generic: one call per step."""
         features = []
         for t in range(x.shape[1]):
-            f, memory = self(x[:, t:t + 1], memory)
+            f, memory = self(x[:, t : t + 1], memory)
             features.append(f)
         return torch.stack(features, dim=1), memory
 
@@ -123,8 +124,9 @@ class WorldModelBase(nn.Module, ABC):
             self._memory = self._map(torch.Tensor.detach, memory)
             return features
         if self._memory is None:
-            raise RuntimeError("step(env_ids=...) needs a kept memory: call init_memory(num_envs) or step() on "
-                               "all envs first")
+            raise RuntimeError(
+                "step(env_ids=...) needs a kept memory: call init_memory(num_envs) or step() on all envs first"
+            )
         index = _as_index(env_ids, self._memory)
         features, rows = self(x, self.select_memory(self._memory, index))
         self._memory = self.write_memory_rows(self._memory, index, self._map(torch.Tensor.detach, rows))
@@ -153,13 +155,22 @@ class RecurrentBase(WorldModelBase):
     recurrent = True
     memory_batch_dim = 1
 
-    def __init__(self, input_dim: int, hidden_sizes: Sequence[int], cell: str = "gru", *,
-                 single_step_cells: bool = True, sequence_cells: bool = False) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_sizes: Sequence[int],
+        cell: str = "gru",
+        *,
+        single_step_cells: bool = True,
+        sequence_cells: bool = False,
+    ) -> None:
         super().__init__()
         hidden_sizes = tuple(hidden_sizes)
         if not hidden_sizes or len(set(hidden_sizes)) != 1:
-            raise ValueError(f"world_model.base_hidden = {list(hidden_sizes)}: a recurrent base needs equal layer "
-                             f"sizes, one per layer (e.g. [256, 256])")
+            raise ValueError(
+                f"world_model.base_hidden = {list(hidden_sizes)}: a recurrent base needs equal layer "
+                f"sizes, one per layer (e.g. [256, 256])"
+            )
         rnn_types = {"gru": nn.GRU, "lstm": nn.LSTM}
         if cell not in rnn_types:
             raise ValueError(f"recurrent cell {cell!r}: use one of {sorted(rnn_types)}")
@@ -174,8 +185,9 @@ class RecurrentBase(WorldModelBase):
 
     def initial_memory(self, batch_size: int, *, device=None, dtype=None) -> Memory:
         p = self.rnn.weight_hh_l0
-        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device or p.device,
-                        dtype=dtype or p.dtype)
+        h = torch.zeros(
+            self.num_layers, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype
+        )
         return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
     def _use_cells(self, steps: int) -> bool:
@@ -195,8 +207,9 @@ class RecurrentBase(WorldModelBase):
         c = memory[1] if lstm else None
         new_h, new_c = [], []
         for layer in range(self.num_layers):
-            w = tuple(getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih",
-                                                                          "bias_hh"))
+            w = tuple(
+                getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
             h_t = h[layer].to(x.dtype)
             c_t = c[layer].to(x.dtype) if lstm else None
             outputs = []
@@ -220,8 +233,14 @@ class RecurrentBase(WorldModelBase):
         return self.rnn(x, memory)
 
 
-def gru_cell_inference(x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                       b_ih: torch.Tensor | None, b_hh: torch.Tensor | None) -> torch.Tensor:
+def gru_cell_inference(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+) -> torch.Tensor:
     """``torch.gru_cell`` written out, for compiled inference: inductor fuses it into one element-wise kernel after
     the two matrix products, while ATen's fused CUDA cell also writes the 5H-wide workspace its backward would read
     (more than half its memory traffic; a sixth of an imagined step at 8192 envs on an H100)."""
@@ -263,7 +282,7 @@ class MlpBase(WorldModelBase):
         return torch.zeros(batch_size, self.window, self.input_dim, device=device or p.device, dtype=dtype or p.dtype)
 
     def forward(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
-        window = torch.cat([memory.to(x.dtype), x], dim=1)[:, -self.window:]
+        window = torch.cat([memory.to(x.dtype), x], dim=1)[:, -self.window :]
         return self.mlp(window.flatten(1)), window
 
     def forward_sequence(self, x: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, Memory]:
@@ -272,7 +291,7 @@ class MlpBase(WorldModelBase):
         # the window ending at each new step: unfold -> [B, T + 1, in, window], keep the last T
         windows = full.unfold(1, self.window, 1)[:, -steps:].transpose(-1, -2)  # [B, T, window, in]
         features = self.mlp(windows.flatten(2))
-        return features, full[:, -self.window:]
+        return features, full[:, -self.window :]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -280,8 +299,10 @@ class MlpBase(WorldModelBase):
 # ---------------------------------------------------------------------------------------------------------------------
 def _no_options(name: str, plan: Any) -> None:
     if getattr(plan, "options", None):
-        raise ValueError(f"world_model.options = {dict(plan.options)}: architecture {name!r} takes no options; "
-                         f"remove the [world_model.options] table")
+        raise ValueError(
+            f"world_model.options = {dict(plan.options)}: architecture {name!r} takes no options; "
+            f"remove the [world_model.options] table"
+        )
 
 
 def build_gru(input_dim: int, plan: Any) -> RecurrentBase:

@@ -68,12 +68,16 @@ def build_base(plan: Any, input_dim: int, registry: Any = None) -> WorldModelBas
     arch = registry.architectures.get(plan.architecture)
     if arch is None:
         known = ", ".join(sorted(registry.architectures)) or "none"
-        raise ValueError(f"world_model.architecture = {plan.architecture!r} is not a registered architecture "
-                         f"(known: {known}); pick one of these or install the plugin that provides it")
+        raise ValueError(
+            f"world_model.architecture = {plan.architecture!r} is not a registered architecture "
+            f"(known: {known}); pick one of these or install the plugin that provides it"
+        )
     base = resolve(arch.factory)(input_dim, plan)
     if not isinstance(base, WorldModelBase):
-        raise TypeError(f"architecture {plan.architecture!r}: factory {arch.factory} returned "
-                        f"{type(base).__name__}, expected a rwmspec_runtime.world_model.bases.WorldModelBase")
+        raise TypeError(
+            f"architecture {plan.architecture!r}: factory {arch.factory} returned "
+            f"{type(base).__name__}, expected a rwmspec_runtime.world_model.bases.WorldModelBase"
+        )
     return base
 
 
@@ -112,8 +116,9 @@ class SystemDynamicsEnsemble(nn.Module):
 
         self.state_base = build_base(plan, input_dim, registry)
         has_aux = plan.contact_dim + plan.termination_dim + plan.extension_dim > 0
-        self.auxiliary_base = (build_base(plan, input_dim, registry)
-                               if has_aux and plan.separate_auxiliary_base else None)
+        self.auxiliary_base = (
+            build_base(plan, input_dim, registry) if has_aux and plan.separate_auxiliary_base else None
+        )
         self.recurrent = self.state_base.recurrent
         feat = self.state_base.output_dim
         aux_feat = self.auxiliary_base.output_dim if self.auxiliary_base is not None else feat
@@ -144,8 +149,11 @@ class SystemDynamicsEnsemble(nn.Module):
 
     def auxiliary_parameters(self) -> list[nn.Parameter]:
         """Auxiliary heads' parameters, plus the auxiliary base's when it is separate."""
-        modules = [m for m in (self.auxiliary_base, self.contact_head, self.termination_head, self.extension_head)
-                   if m is not None]
+        modules = [
+            m
+            for m in (self.auxiliary_base, self.contact_head, self.termination_head, self.extension_head)
+            if m is not None
+        ]
         return [p for m in modules for p in m.parameters()]
 
     def set_auxiliary_frozen(self, frozen: bool) -> None:
@@ -174,8 +182,14 @@ class SystemDynamicsEnsemble(nn.Module):
         logstd = hi - F.softplus(hi - raw)
         return lo + F.softplus(logstd - lo)
 
-    def state_heads(self, features: torch.Tensor, last_state: torch.Tensor, *, shared: bool = False,
-                    members: torch.Tensor | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def state_heads(
+        self,
+        features: torch.Tensor,
+        last_state: torch.Tensor,
+        *,
+        shared: bool = False,
+        members: torch.Tensor | Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-state mean and log-std ``[G, *, S]`` from base features.
 
         :param features: ``[*, F]`` (``shared``) or ``[G, *, F]``.
@@ -188,9 +202,9 @@ class SystemDynamicsEnsemble(nn.Module):
         logstd = self.bound_logstd(self.state_logstd_head(features, shared=shared, members=index), index)
         return mean, logstd
 
-    def auxiliary_heads(self, features: torch.Tensor, *, shared: bool = False,
-                        members: torch.Tensor | Sequence[int] | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def auxiliary_heads(
+        self, features: torch.Tensor, *, shared: bool = False, members: torch.Tensor | Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Contact logits, termination logits and extension ``[G, *, ·]`` (empty for absent heads)."""
         index = _members_index(members, self.min_logstd.device)
         groups = self.ensemble_size if index is None else index.numel()
@@ -203,8 +217,15 @@ class SystemDynamicsEnsemble(nn.Module):
 
         return run(self.contact_head), run(self.termination_head), run(self.extension_head)
 
-    def heads(self, state_features: torch.Tensor, auxiliary_features: torch.Tensor, last_state: torch.Tensor, *,
-              shared: bool = False, members: torch.Tensor | Sequence[int] | None = None) -> DynamicsOutput:
+    def heads(
+        self,
+        state_features: torch.Tensor,
+        auxiliary_features: torch.Tensor,
+        last_state: torch.Tensor,
+        *,
+        shared: bool = False,
+        members: torch.Tensor | Sequence[int] | None = None,
+    ) -> DynamicsOutput:
         mean, logstd = self.state_heads(state_features, last_state, shared=shared, members=members)
         contact, termination, extension = self.auxiliary_heads(auxiliary_features, shared=shared, members=members)
         return DynamicsOutput(mean, logstd, contact, termination, extension)
@@ -212,14 +233,19 @@ class SystemDynamicsEnsemble(nn.Module):
     # -- functional forward --------------------------------------------------------------------------------------
     def initial_memory(self, batch_size: int) -> ModelMemory:
         p = self.min_logstd
-        aux = (self.auxiliary_base.initial_memory(batch_size, device=p.device, dtype=p.dtype)
-               if self.auxiliary_base is not None else None)
+        aux = (
+            self.auxiliary_base.initial_memory(batch_size, device=p.device, dtype=p.dtype)
+            if self.auxiliary_base is not None
+            else None
+        )
         return ModelMemory(self.state_base.initial_memory(batch_size, device=p.device, dtype=p.dtype), aux)
 
     def _encode(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None, *, sequence: bool):
         if state.dim() != 3 or action.dim() != 3:
-            raise ValueError(f"expected state [B, T, {self.state_dim}] and action [B, T, {self.action_dim}], got "
-                             f"{tuple(state.shape)} and {tuple(action.shape)}")
+            raise ValueError(
+                f"expected state [B, T, {self.state_dim}] and action [B, T, {self.action_dim}], got "
+                f"{tuple(state.shape)} and {tuple(action.shape)}"
+            )
         x = torch.cat([state, action.to(state.dtype)], dim=-1)
         memory = memory if memory is not None else self.initial_memory(x.shape[0])
         run = "forward_sequence" if sequence else "forward"
@@ -231,8 +257,7 @@ class SystemDynamicsEnsemble(nn.Module):
             aux_features = state_features
         return state_features, aux_features, ModelMemory(state_memory, aux_memory)
 
-    def forward(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None
-                ) -> DynamicsOutput:
+    def forward(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None) -> DynamicsOutput:
         """All members' prediction of the state after ``state[:, -1]``.
 
         :param state: ``[B, T, S]`` normalized states (T >= 1; T = history_horizon for a fresh memory).
@@ -250,8 +275,9 @@ class SystemDynamicsEnsemble(nn.Module):
         the heads, which a warm-up discards (at K members they cost several times the bases over a long window)."""
         return self._encode(state, action, memory, sequence=False)[2]
 
-    def forward_sequence(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None
-                         ) -> DynamicsOutput:
+    def forward_sequence(
+        self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None
+    ) -> DynamicsOutput:
         """Teacher-forced predictions after every step: ``[K, B, T, ·]``, entry t predicts the state after t."""
         state_features, aux_features, memory = self._encode(state, action, memory, sequence=True)
         out = self.heads(state_features, aux_features, state, shared=True)
@@ -275,6 +301,7 @@ class SystemDynamicsEnsemble(nn.Module):
         ``member_ids`` ``[B]``: env b reads member ``member_ids[b]`` (Thompson-style sampling of imagination);
         None: ensemble mean of the state means and of the contact/termination probabilities.
         """
+
         def pick(x: torch.Tensor) -> torch.Tensor:
             x = x.float()
             if member_ids is None:
@@ -293,8 +320,13 @@ class SystemDynamicsEnsemble(nn.Module):
         )
 
     @torch.no_grad()
-    def predict(self, state: torch.Tensor, action: torch.Tensor, member_ids: torch.Tensor | None = None,
-                env_ids: torch.Tensor | Sequence[int] | None = None) -> Prediction:
+    def predict(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        member_ids: torch.Tensor | None = None,
+        env_ids: torch.Tensor | Sequence[int] | None = None,
+    ) -> Prediction:
         """Stateful inference: consume ``state``/``action`` after the kept memory and predict the next state.
 
         :param state: ``[B, S]`` (one step) or ``[B, T, S]`` (e.g. a history_horizon context to warm up with).
@@ -306,8 +338,7 @@ class SystemDynamicsEnsemble(nn.Module):
             state, action = state.unsqueeze(1), action.unsqueeze(1)
         x = torch.cat([state, action.to(state.dtype)], dim=-1)
         state_features = self.state_base.step(x, env_ids)
-        aux_features = (self.auxiliary_base.step(x, env_ids) if self.auxiliary_base is not None
-                        else state_features)
+        aux_features = self.auxiliary_base.step(x, env_ids) if self.auxiliary_base is not None else state_features
         return self.summarize(self.heads(state_features, aux_features, state[:, -1], shared=True), member_ids)
 
     @property

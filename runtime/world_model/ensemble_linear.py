@@ -39,8 +39,9 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor, *, shared: bool = False,
-                members: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *, shared: bool = False, members: torch.Tensor | Sequence[int] | None = None
+    ) -> torch.Tensor:
         """Apply the layers.
 
         :param x: ``[*, in]`` when ``shared`` else ``[G, *, in]``.
@@ -78,15 +79,17 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         sizes = [in_features, *hidden, out_features]
         self.layers = nn.ModuleList(
-            EnsembleLinear(ensemble_size, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+            EnsembleLinear(ensemble_size, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.out_features = out_features
 
     @property
     def output_layer(self) -> EnsembleLinear:
         return self.layers[-1]
 
-    def forward(self, x: torch.Tensor, *, shared: bool = False,
-                members: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *, shared: bool = False, members: torch.Tensor | Sequence[int] | None = None
+    ) -> torch.Tensor:
         """``[*, in]`` (shared) or ``[G, *, in]`` -> ``[G, *, out]``."""
         for i, layer in enumerate(self.layers):
             x = layer(x, shared=shared and i == 0, members=members)

@@ -76,8 +76,14 @@ def margin_steps(length: int, history_horizon: int) -> int:
     return max(history_horizon, length // 4)
 
 
-def fill_buffer(env: Any, act: Callable[[TensorDict], torch.Tensor], normalizer: SystemNormalizer,
-                buffer: ReplayBuffer, steps: int, groups: tuple[str, ...]) -> CollectionStats:
+def fill_buffer(
+    env: Any,
+    act: Callable[[TensorDict], torch.Tensor],
+    normalizer: SystemNormalizer,
+    buffer: ReplayBuffer,
+    steps: int,
+    groups: tuple[str, ...],
+) -> CollectionStats:
     """Step ``env`` ``steps`` times with ``act(obs) -> actions [N, A]`` and append every step's normalized system
     groups to ``buffer`` (pre-reset terminal observations where an episode ended, as ``store_transitions`` does)."""
     start = time.perf_counter()
@@ -89,11 +95,21 @@ def fill_buffer(env: Any, act: Callable[[TensorDict], torch.Tensor], normalizer:
             observed = observed_system_groups(obs, dones, extras, groups)
             entry = normalizer.entry(observed)
             timed_out = extras.get("time_outs")
-            buffer.add(entry.state, entry.action, entry.contact, entry.termination, entry.extension,
-                       done=dones, time_out=timed_out)
+            buffer.add(
+                entry.state,
+                entry.action,
+                entry.contact,
+                entry.termination,
+                entry.extension,
+                done=dones,
+                time_out=timed_out,
+            )
             done = dones.to(torch.bool).reshape(-1)
-            timed_out = (torch.zeros_like(done) if timed_out is None
-                         else timed_out.to(device=done.device, dtype=torch.bool).reshape(-1))
+            timed_out = (
+                torch.zeros_like(done)
+                if timed_out is None
+                else timed_out.to(device=done.device, dtype=torch.bool).reshape(-1)
+            )
             terminations += int((done & ~timed_out).sum())
             time_outs += int((done & timed_out).sum())
     return CollectionStats(steps, buffer.num_envs, terminations, time_outs, time.perf_counter() - start)
@@ -102,13 +118,20 @@ def fill_buffer(env: Any, act: Callable[[TensorDict], torch.Tensor], normalizer:
 def select_windows(windows: Windows, index: torch.Tensor) -> Windows:
     """The windows at ``index`` (``[n]`` long)."""
     index = index.to(windows.state.device)
-    return Windows(state=windows.state[index], action=windows.action[index], contact=windows.contact[index],
-                   termination=windows.termination[index], extension=windows.extension[index],
-                   env_ids=windows.env_ids[index], slots=windows.slots[index])
+    return Windows(
+        state=windows.state[index],
+        action=windows.action[index],
+        contact=windows.contact[index],
+        termination=windows.termination[index],
+        extension=windows.extension[index],
+        env_ids=windows.env_ids[index],
+        slots=windows.slots[index],
+    )
 
 
-def spread_trajectories(buffer: ReplayBuffer, length: int, count: int,
-                        generator: torch.Generator | None = None) -> Windows:
+def spread_trajectories(
+    buffer: ReplayBuffer, length: int, count: int, generator: torch.Generator | None = None
+) -> Windows:
     """Up to ``count`` boundary-free windows of ``length`` steps, one per env first (at a random valid start), then
     further windows of envs already used: overlapping windows of one env are nearly the same sample."""
     candidates = buffer.trajectories(length, count * _CANDIDATES_PER_TRAJECTORY, generator)
@@ -122,8 +145,9 @@ def spread_trajectories(buffer: ReplayBuffer, length: int, count: int,
 
 
 @torch.no_grad()
-def member_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, action: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def member_rollout(
+    model: SystemDynamicsEnsemble, state: torch.Tensor, action: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ensemble-mean rollout of ``evaluation.autoregressive_rollout`` that also keeps every member's mean.
 
     :param state: ``[B, T, S]`` buffer-layout states (normalized); ``action`` ``[B, T, A]`` likewise.
@@ -139,7 +163,7 @@ def member_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, action: t
     out = model(pairs_state[:, :M], pairs_action[:, :M])
     for t in range(M, T):
         if t > M:
-            out = model(predicted[:, t - 1:t], pairs_action[:, t - 1:t], out.memory)
+            out = model(predicted[:, t - 1 : t], pairs_action[:, t - 1 : t], out.memory)
         members[:, :, t] = out.mean.to(members.dtype)
         predicted[:, t] = out.mean.float().mean(dim=0).to(predicted.dtype)
     model.train(was_training)
@@ -149,8 +173,13 @@ def member_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, action: t
 def _pr(pr: Any) -> dict[str, Any] | None:
     if pr is None:
         return None
-    return {"precision": _finite(pr.precision), "recall": _finite(pr.recall), "true_positive": pr.true_positive,
-            "false_positive": pr.false_positive, "false_negative": pr.false_negative}
+    return {
+        "precision": _finite(pr.precision),
+        "recall": _finite(pr.recall),
+        "true_positive": pr.true_positive,
+        "false_positive": pr.false_positive,
+        "false_negative": pr.false_negative,
+    }
 
 
 def _finite(x: float) -> float | None:
@@ -181,17 +210,28 @@ def evaluation_report(result: ModelEvaluation, horizons: list[int], history_hori
 
 def _no_trajectory(run: RunDir, ckpt: Path, length: int, stats: CollectionStats, plan: Any) -> Exception:
     return runtime_error(
-        "RWM509", f"no held-out trajectory of {length} steps without an episode boundary: the policy of {ckpt.name} "
+        "RWM509",
+        f"no held-out trajectory of {length} steps without an episode boundary: the policy of {ckpt.name} "
         f"fell in every one of {stats.num_envs} envs before {length} steps ({stats.terminations} falls in "
-        f"{stats.steps} steps per env)", file=run.path,
+        f"{stats.steps} steps per env)",
+        file=run.path,
         hint=f"evaluate a checkpoint whose policy walks (a later one, or train the run longer), or shorten the "
-             f"trajectories with --length (at least world_model.history_horizon + 1 = "
-             f"{plan.world_model.history_horizon + 1})")
+        f"trajectories with --length (at least world_model.history_horizon + 1 = "
+        f"{plan.world_model.history_horizon + 1})",
+    )
 
 
-def evaluate_run_model(run: RunDir, *, checkpoint: str = checkpoints.LATEST, num_trajectories: int | None = None,
-                       length: int | None = None, seed: int | None = None, device: str = "cpu",
-                       out: str | Path | None = None, plots: bool = True) -> dict[str, Any]:
+def evaluate_run_model(
+    run: RunDir,
+    *,
+    checkpoint: str = checkpoints.LATEST,
+    num_trajectories: int | None = None,
+    length: int | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
     """Evaluate ``run``'s world model on fresh real trajectories; writes the JSON report and plots, returns it."""
     from rwmspec_runtime.ppo import build_actor
     from rwmspec_runtime.seeding import seed_everything
@@ -201,19 +241,30 @@ def evaluate_run_model(run: RunDir, *, checkpoint: str = checkpoints.LATEST, num
     plan = run.require().plan()
     ckpt_path = checkpoints.resolve_checkpoint(run.path, checkpoint)
     if plan.world_model is None:
-        raise runtime_error("RWM504", f"run {run.path} (stage '{plan.experiment.stage}') has no world model",
-                            file=run.path, hint="eval-model evaluates pretrain and finetune runs; for a policy-only "
-                                                "run use `rwmspec eval RUN`")
+        raise runtime_error(
+            "RWM504",
+            f"run {run.path} (stage '{plan.experiment.stage}') has no world model",
+            file=run.path,
+            hint="eval-model evaluates pretrain and finetune runs; for a policy-only run use `rwmspec eval RUN`",
+        )
     wm = plan.world_model
     M = wm.history_horizon
     length = wm.train.eval_trajectory_length if length is None else length
     if length <= M:
-        raise runtime_error("RWM509", f"--length {length} leaves nothing to predict after the {M}-step context",
-                            file=run.path, hint=f"use --length of at least {M + 1}")
+        raise runtime_error(
+            "RWM509",
+            f"--length {length} leaves nothing to predict after the {M}-step context",
+            file=run.path,
+            hint=f"use --length of at least {M + 1}",
+        )
     if length > plan.sim.max_episode_length:
-        raise runtime_error("RWM509", f"--length {length} exceeds the episode length of {plan.sim.max_episode_length} "
-                            "steps, so every trajectory would cross a time-out", file=run.path,
-                            hint=f"use --length of at most {plan.sim.max_episode_length}")
+        raise runtime_error(
+            "RWM509",
+            f"--length {length} exceeds the episode length of {plan.sim.max_episode_length} "
+            "steps, so every trajectory would cross a time-out",
+            file=run.path,
+            hint=f"use --length of at most {plan.sim.max_episode_length}",
+        )
     count = num_trajectories or min(wm.train.num_eval_trajectories, DEFAULT_MAX_TRAJECTORIES)
     if count < 1:
         raise ValueError(f"--num-trajectories must be >= 1, got {count}")
@@ -222,11 +273,15 @@ def evaluate_run_model(run: RunDir, *, checkpoint: str = checkpoints.LATEST, num
     system = WorldModelSystem.from_checkpoint(plan, ckpt_path, num_envs=1, device=device)
     actor = build_actor(plan, checkpoints.load_checkpoint(ckpt_path)["actor_state_dict"], device)
     # another seed than training: commands, pushes and resets the policy has not seen in this order
-    eval_plan = attrs.evolve(plan, experiment=attrs.evolve(plan.experiment, seed=eval_seed),
-                             sim=attrs.evolve(plan.sim, num_envs=count, device=device))
+    eval_plan = attrs.evolve(
+        plan,
+        experiment=attrs.evolve(plan.experiment, seed=eval_seed),
+        sim=attrs.evolve(plan.sim, num_envs=count, device=device),
+    )
     steps = min(length + margin_steps(length, M), plan.sim.max_episode_length)
-    buffer = ReplayBuffer(count, steps, wm.state_dim, wm.action_dim, wm.contact_dim, wm.termination_dim,
-                          wm.extension_dim, device)
+    buffer = ReplayBuffer(
+        count, steps, wm.state_dim, wm.action_dim, wm.contact_dim, wm.termination_dim, wm.extension_dim, device
+    )
     seed_everything(eval_seed)
     env = make_env(eval_plan, get_registry(), device=device, num_envs=count)
     try:
@@ -243,21 +298,34 @@ def evaluate_run_model(run: RunDir, *, checkpoint: str = checkpoints.LATEST, num
     windows = spread_trajectories(buffer, length, count, generator)
     blocks = state_block_slices(plan.observations["system_state"])
     start = time.perf_counter()
-    result = evaluate_world_model(system.model, windows, noise_sigmas=NOISE_SIGMAS, blocks=blocks,
-                                  generator=generator)
+    result = evaluate_world_model(system.model, windows, noise_sigmas=NOISE_SIGMAS, blocks=blocks, generator=generator)
     eval_seconds = time.perf_counter() - start
     horizons = report_horizons(length - M)
 
     out_dir = Path(out) if out is not None else run.path
     report: dict[str, Any] = {
-        "run": str(run.path), "checkpoint": ckpt_path.name, "stage": plan.experiment.stage,
-        "fingerprint": plan.fingerprint(), "architecture": wm.architecture, "ensemble_size": wm.ensemble_size,
-        "history_horizon": M, "forecast_horizon": wm.forecast_horizon, "length": length,
-        "trajectories": len(windows), "trajectories_requested": count,
-        "distinct_envs": len(set(windows.env_ids.tolist())), "seed": eval_seed,
-        "collection": {"num_envs": stats.num_envs, "steps": stats.steps, "falls": stats.terminations,
-                       "time_outs": stats.time_outs, "seconds": round(stats.seconds, 3)},
-        "evaluation_seconds": round(eval_seconds, 3), "horizons": horizons,
+        "run": str(run.path),
+        "checkpoint": ckpt_path.name,
+        "stage": plan.experiment.stage,
+        "fingerprint": plan.fingerprint(),
+        "architecture": wm.architecture,
+        "ensemble_size": wm.ensemble_size,
+        "history_horizon": M,
+        "forecast_horizon": wm.forecast_horizon,
+        "length": length,
+        "trajectories": len(windows),
+        "trajectories_requested": count,
+        "distinct_envs": len(set(windows.env_ids.tolist())),
+        "seed": eval_seed,
+        "collection": {
+            "num_envs": stats.num_envs,
+            "steps": stats.steps,
+            "falls": stats.terminations,
+            "time_outs": stats.time_outs,
+            "seconds": round(stats.seconds, 3),
+        },
+        "evaluation_seconds": round(eval_seconds, 3),
+        "horizons": horizons,
         "noise_sigmas": list(NOISE_SIGMAS),
         **evaluation_report(result, horizons, M),
         "plots": [],
@@ -270,8 +338,9 @@ def evaluate_run_model(run: RunDir, *, checkpoint: str = checkpoints.LATEST, num
     return report
 
 
-def _write_plots(plan: Any, system: Any, windows: Windows, result: ModelEvaluation, directory: Path,
-                 ckpt_path: Path) -> list[Path]:
+def _write_plots(
+    plan: Any, system: Any, windows: Windows, result: ModelEvaluation, directory: Path, ckpt_path: Path
+) -> list[Path]:
     from rwmspec_runtime.world_model import plots
 
     shown = select_windows(windows, torch.arange(min(PLOTTED_TRAJECTORIES, len(windows))))
@@ -283,12 +352,26 @@ def _write_plots(plan: Any, system: Any, windows: Windows, result: ModelEvaluati
     group = plan.observations["system_state"]
     blocks = [plots.StateBlock(t.name, slice(t.start, t.stop), tuple(t.labels)) for t in group.terms]
     title = f"{Path(plan.spec_file).name} {ckpt_path.parent.name}/{ckpt_path.name}"
-    paths = plots.write_trajectory_plots(directory, blocks, truth, predicted, members,
-                                         history_horizon=plan.world_model.history_horizon,
-                                         dt=plan.sim.control_dt, title=title)
-    paths.append(plots.write_error_curves(directory / "error_vs_horizon.png", result.error_per_step,
-                                          result.noised_per_step, result.blocks_per_step, dt=plan.sim.control_dt,
-                                          title=title))
+    paths = plots.write_trajectory_plots(
+        directory,
+        blocks,
+        truth,
+        predicted,
+        members,
+        history_horizon=plan.world_model.history_horizon,
+        dt=plan.sim.control_dt,
+        title=title,
+    )
+    paths.append(
+        plots.write_error_curves(
+            directory / "error_vs_horizon.png",
+            result.error_per_step,
+            result.noised_per_step,
+            result.blocks_per_step,
+            dt=plan.sim.control_dt,
+            title=title,
+        )
+    )
     return paths
 
 
@@ -301,6 +384,7 @@ def _fmt(x: float | None) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
@@ -319,19 +403,25 @@ def format_report(report: dict[str, Any]) -> str:
         f"{c['falls']} falls, seed {report['seed']}, {c['seconds']:.1f} s)",
     ]
     if report["trajectories"] < report["trajectories_requested"]:
-        lines.append(f"note: only {report['trajectories']} of {report['trajectories_requested']} requested "
-                     "trajectories exist without an episode boundary (the policy falls)")
+        lines.append(
+            f"note: only {report['trajectories']} of {report['trajectories_requested']} requested "
+            "trajectories exist without an episode boundary (the policy falls)"
+        )
     sigmas = list(report["noised"])
     lines += ["", "relative autoregressive error e = |s_hat - s|_1 / |s|_1 (normalized space), by steps ahead:"]
     header = ["horizon", "e", *(f"e sigma={s}" for s in sigmas)]
-    rows = [[str(h), _fmt(report["error_at"][str(h)]), *(_fmt(report["noised_at"][s][str(h)]) for s in sigmas)]
-            for h in report["horizons"]]
+    rows = [
+        [str(h), _fmt(report["error_at"][str(h)]), *(_fmt(report["noised_at"][s][str(h)]) for s in sigmas)]
+        for h in report["horizons"]
+    ]
     rows.append(["mean", _fmt(report["error"]), *(_fmt(report["noised"][s]) for s in sigmas)])
     lines += _table(header, rows)
     lines += ["", "per state block:"]
     header = ["block", "mean e", *(f"h={h}" for h in report["horizons"])]
-    rows = [[name, _fmt(value), *(_fmt(report["blocks_at"][name][str(h)]) for h in report["horizons"])]
-            for name, value in report["blocks"].items()]
+    rows = [
+        [name, _fmt(value), *(_fmt(report["blocks_at"][name][str(h)]) for h in report["horizons"])]
+        for name, value in report["blocks"].items()
+    ]
     lines += _table(header, rows)
     lines.append("")
     for name in ("contact", "termination"):
@@ -339,13 +429,18 @@ def format_report(report: dict[str, Any]) -> str:
         if pr is None:
             lines.append(f"{name}: no such head")
             continue
-        lines.append(f"{name} (along the rollout): precision {_fmt(pr['precision'])}, recall {_fmt(pr['recall'])} "
-                     f"(tp {pr['true_positive']}, fp {pr['false_positive']}, fn {pr['false_negative']})")
+        lines.append(
+            f"{name} (along the rollout): precision {_fmt(pr['precision'])}, recall {_fmt(pr['recall'])} "
+            f"(tp {pr['true_positive']}, fp {pr['false_positive']}, fn {pr['false_negative']})"
+        )
     epistemic = report["epistemic_mean"]
-    lines.append(f"epistemic (mean along the rollout): {_fmt(epistemic)}"
-                 + (" (one ensemble member: always 0)" if report["ensemble_size"] == 1 else ""))
+    lines.append(
+        f"epistemic (mean along the rollout): {_fmt(epistemic)}"
+        + (" (one ensemble member: always 0)" if report["ensemble_size"] == 1 else "")
+    )
     if "report_file" in report:
-        lines.append(f"written: {report['report_file']}" + (f" and {len(report['plots'])} plots in "
-                                                            f"{Path(report['plots'][0]).parent}"
-                                                            if report["plots"] else ""))
+        lines.append(
+            f"written: {report['report_file']}"
+            + (f" and {len(report['plots'])} plots in {Path(report['plots'][0]).parent}" if report["plots"] else "")
+        )
     return "\n".join(lines)

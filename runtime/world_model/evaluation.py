@@ -92,8 +92,10 @@ def autoregressive_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, a
     """
     M, T = model.history_horizon, state.shape[1]
     if T <= M:
-        raise ValueError(f"trajectories of {T} steps leave nothing to predict after the {M}-step context: "
-                         f"world_model.train.eval_trajectory_length must exceed world_model.history_horizon")
+        raise ValueError(
+            f"trajectories of {T} steps leave nothing to predict after the {M}-step context: "
+            f"world_model.train.eval_trajectory_length must exceed world_model.history_horizon"
+        )
     pairs_state, pairs_action = applied_action_pairs(state, action)
     predicted = state.clone()
     contact = state.new_full((*state.shape[:2], model.contact_dim), math.nan)
@@ -104,7 +106,7 @@ def autoregressive_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, a
     out = model(pairs_state[:, :M], pairs_action[:, :M])
     for t in range(M, T):
         if t > M:  # feed the previous prediction with the action applied in it
-            out = model(predicted[:, t - 1:t], pairs_action[:, t - 1:t], out.memory)
+            out = model(predicted[:, t - 1 : t], pairs_action[:, t - 1 : t], out.memory)
         p = model.summarize(out)
         predicted[:, t] = p.next_state.to(predicted.dtype)
         contact[:, t] = p.contact_prob.to(contact.dtype)
@@ -114,8 +116,9 @@ def autoregressive_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, a
     return Rollout(predicted, contact, termination, epistemic)
 
 
-def relative_error(predicted: torch.Tensor, truth: torch.Tensor, history_horizon: int,
-                   dims: slice = slice(None)) -> torch.Tensor:
+def relative_error(
+    predicted: torch.Tensor, truth: torch.Tensor, history_horizon: int, dims: slice = slice(None)
+) -> torch.Tensor:
     """``[B, T, S]`` pair -> ``[T - M]``: mean over trajectories of ||s_hat_t - s_t||_1 / ||s_t||_1, t >= M."""
     diff = (predicted[:, history_horizon:, dims] - truth[:, history_horizon:, dims]).abs().sum(dim=-1)
     norm = truth[:, history_horizon:, dims].abs().sum(dim=-1).clamp_min(_EPS)
@@ -142,15 +145,20 @@ def _teacher_forced_probs(model: SystemDynamicsEnsemble, state: torch.Tensor, ac
     out = model.forward_sequence(pairs_state, pairs_action)  # entry t predicts t + 1
     model.train(was_training)
     M = model.history_horizon
-    contact = torch.sigmoid(out.contact_logits.float()).mean(dim=0)[:, M - 1:]
-    termination = torch.sigmoid(out.termination_logits.float()).mean(dim=0)[:, M - 1:]
+    contact = torch.sigmoid(out.contact_logits.float()).mean(dim=0)[:, M - 1 :]
+    termination = torch.sigmoid(out.termination_logits.float()).mean(dim=0)[:, M - 1 :]
     return contact, termination
 
 
-def evaluate_world_model(model: SystemDynamicsEnsemble, trajectories: Windows, *,
-                         noise_sigmas: Iterable[float] = (), blocks: Mapping[str, slice] | None = None,
-                         generator: torch.Generator | None = None, auxiliary_mode: str = "rollout"
-                         ) -> ModelEvaluation:
+def evaluate_world_model(
+    model: SystemDynamicsEnsemble,
+    trajectories: Windows,
+    *,
+    noise_sigmas: Iterable[float] = (),
+    blocks: Mapping[str, slice] | None = None,
+    generator: torch.Generator | None = None,
+    auxiliary_mode: str = "rollout",
+) -> ModelEvaluation:
     """The relative autoregressive error and its variants on buffer trajectories ``[B, T, ·]``.
 
     :param noise_sigmas: noise levels of the noised variants (upstream: 0.1, 0.2, 0.4, 0.5, 0.8).
@@ -172,10 +180,8 @@ def evaluate_world_model(model: SystemDynamicsEnsemble, trajectories: Windows, *
     for sigma in noise_sigmas:
         sample_device = generator.device if generator is not None else state.device
         noised_state = state + sigma * torch.randn(state.shape, generator=generator, device=sample_device).to(state)
-        noised_action = action + sigma * torch.randn(action.shape, generator=generator,
-                                                     device=sample_device).to(action)
-        noised_steps = relative_error(autoregressive_rollout(model, noised_state, noised_action).state,
-                                      noised_state, M)
+        noised_action = action + sigma * torch.randn(action.shape, generator=generator, device=sample_device).to(action)
+        noised_steps = relative_error(autoregressive_rollout(model, noised_state, noised_action).state, noised_state, M)
         result.noised[float(sigma)] = float(noised_steps.mean())
         result.noised_per_step[float(sigma)] = noised_steps
     if auxiliary_mode == "rollout":
@@ -198,6 +204,7 @@ def termination_at_falls(model: SystemDynamicsEnsemble, falls: Windows, others: 
     windows (mostly not). Returns the recall at falls, the precision over both sets pooled, and the mean predicted
     probability at falls and elsewhere (0.5 threshold on the ensemble mean).
     """
+
     def last_prob(w: Windows) -> tuple[torch.Tensor, torch.Tensor]:
         _, termination = _teacher_forced_probs(model, w.state, w.action)
         return termination[:, -1], w.termination[:, -1]
@@ -207,6 +214,9 @@ def termination_at_falls(model: SystemDynamicsEnsemble, falls: Windows, others: 
     pooled = precision_recall(torch.cat([fall_prob, other_prob]), torch.cat([fall_label, other_label]))
     at_falls = precision_recall(fall_prob, fall_label)
     quiet = other_label < 0.5
-    return {"termination_recall_at_falls": at_falls.recall, "termination_precision_at_falls": pooled.precision,
-            "termination_prob_at_falls": float(fall_prob.mean()),
-            "termination_prob_elsewhere": float(other_prob[quiet].mean()) if bool(quiet.any()) else math.nan}
+    return {
+        "termination_recall_at_falls": at_falls.recall,
+        "termination_precision_at_falls": pooled.precision,
+        "termination_prob_at_falls": float(fall_prob.mean()),
+        "termination_prob_elsewhere": float(other_prob[quiet].mean()) if bool(quiet.any()) else math.nan,
+    }

@@ -67,8 +67,9 @@ def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: to
     return torch.randn(shape, generator=generator, device=sample_device).to(device)
 
 
-def bootstrap_indices(ensemble_size: int, batch_size: int, bootstrap: bool, generator: torch.Generator | None,
-                      device: torch.device) -> torch.Tensor:
+def bootstrap_indices(
+    ensemble_size: int, batch_size: int, bootstrap: bool, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """``[K, B]`` rows each member trains on: a resample with replacement per member, or the batch itself."""
     if not bootstrap:
         return torch.arange(batch_size, device=device).expand(ensemble_size, batch_size)
@@ -100,9 +101,18 @@ def _rows(x: torch.Tensor, flat: torch.Tensor, groups: int) -> torch.Tensor:
     return x.index_select(0, flat).view(groups, -1, *x.shape[1:])
 
 
-def _state_rollout(model: SystemDynamicsEnsemble, states: torch.Tensor, actions: torch.Tensor,
-                   targets: torch.Tensor, boot: torch.Tensor, eps: torch.Tensor, members: torch.Tensor | None,
-                   memory: Memory | None, loss_fn, feedback_gradient: bool):
+def _state_rollout(
+    model: SystemDynamicsEnsemble,
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    targets: torch.Tensor,
+    boot: torch.Tensor,
+    eps: torch.Tensor,
+    members: torch.Tensor | None,
+    memory: Memory | None,
+    loss_fn,
+    feedback_gradient: bool,
+):
     """Autoregressive rollout of members ``members`` (all when None) on their resamples ``boot`` ``[G, B]``.
 
     ``states``/``actions``: the (s_t, a_t) pairs ``[B, L - 1, ·]``; ``targets`` ``[B, N, S]``; ``eps``
@@ -139,9 +149,17 @@ def _state_rollout(model: SystemDynamicsEnsemble, states: torch.Tensor, actions:
     return torch.stack(per_step), samples, memory
 
 
-def _auxiliary_terms(model: SystemDynamicsEnsemble, states: torch.Tensor, actions: torch.Tensor, windows: Windows,
-                     boot: torch.Tensor, members: torch.Tensor | None, memory: Memory | None,
-                     contact_pos_weight: float | None, termination_pos_weight: float | None):
+def _auxiliary_terms(
+    model: SystemDynamicsEnsemble,
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    windows: Windows,
+    boot: torch.Tensor,
+    members: torch.Tensor | None,
+    memory: Memory | None,
+    contact_pos_weight: float | None,
+    termination_pos_weight: float | None,
+):
     """Teacher-forced auxiliary losses ``[G]`` each, and the auxiliary base's final memory."""
     M = model.history_horizon
     groups, batch = boot.shape
@@ -153,25 +171,42 @@ def _auxiliary_terms(model: SystemDynamicsEnsemble, states: torch.Tensor, action
     x = torch.cat([states, actions], dim=-1)
     if memory is None:
         features, memory = base.forward_sequence(x, base.initial_memory(batch, device=x.device, dtype=x.dtype))
-        features = _rows(features[:, M - 1:], flat, groups)  # [G, B, N, F]
+        features = _rows(features[:, M - 1 :], flat, groups)  # [G, B, N, F]
     else:
         features, memory = base.forward_sequence(x.index_select(0, flat), memory)
-        features = features[:, M - 1:].reshape(groups, batch, -1, features.shape[-1])
+        features = features[:, M - 1 :].reshape(groups, batch, -1, features.shape[-1])
     contact, termination, extension = model.auxiliary_heads(features, members=members)
-    contact_loss = (bce_loss(contact, _rows(windows.contact[:, M:], flat, groups), contact_pos_weight)
-                    if model.contact_head is not None else zeros)
-    termination_loss = (bce_loss(termination, _rows(windows.termination[:, M:], flat, groups), termination_pos_weight)
-                        if model.termination_head is not None else zeros)
-    extension_loss = ((extension.float() - _rows(windows.extension[:, M:], flat, groups).float())
-                      .square().flatten(1).mean(dim=1) if model.extension_head is not None else zeros)
+    contact_loss = (
+        bce_loss(contact, _rows(windows.contact[:, M:], flat, groups), contact_pos_weight)
+        if model.contact_head is not None
+        else zeros
+    )
+    termination_loss = (
+        bce_loss(termination, _rows(windows.termination[:, M:], flat, groups), termination_pos_weight)
+        if model.termination_head is not None
+        else zeros
+    )
+    extension_loss = (
+        (extension.float() - _rows(windows.extension[:, M:], flat, groups).float()).square().flatten(1).mean(dim=1)
+        if model.extension_head is not None
+        else zeros
+    )
     return contact_loss, termination_loss, extension_loss, memory
 
 
-def world_model_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forecast_horizon: int,
-                       state_loss: str = "sampled_mse", bootstrap: bool = True,
-                       contact_pos_weight: float | None = None, termination_pos_weight: float | None = None,
-                       shared_hidden_state_across_members: bool = False, feedback_gradient: bool = True,
-                       generator: torch.Generator | None = None) -> LossTerms:
+def world_model_losses(
+    model: SystemDynamicsEnsemble,
+    windows: Windows,
+    *,
+    forecast_horizon: int,
+    state_loss: str = "sampled_mse",
+    bootstrap: bool = True,
+    contact_pos_weight: float | None = None,
+    termination_pos_weight: float | None = None,
+    shared_hidden_state_across_members: bool = False,
+    feedback_gradient: bool = True,
+    generator: torch.Generator | None = None,
+) -> LossTerms:
     """All loss terms of one mini-batch of buffer-layout windows ``[B, M + N, ·]``.
 
     :param feedback_gradient: let gradients flow through the fed-back samples (False: detach them, an ablation).
@@ -183,8 +218,9 @@ def world_model_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forec
     if N < 1:
         raise ValueError(f"world_model.forecast_horizon = {N}: use at least 1")
     if windows.length != M + N:
-        raise ValueError(f"windows have {windows.length} steps; the loss needs history_horizon + forecast_horizon "
-                         f"= {M} + {N}")
+        raise ValueError(
+            f"windows have {windows.length} steps; the loss needs history_horizon + forecast_horizon = {M} + {N}"
+        )
     loss_fn = sampled_mse if state_loss == "sampled_mse" else gaussian_nll
     # alignment: buffer entry k is (s_k, a_{k-1}); the model pairs s_t with a_t = entry t+1's action
     states, actions = applied_action_pairs(windows.state, windows.action)
@@ -198,27 +234,45 @@ def world_model_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forec
     aux_args = (contact_pos_weight, termination_pos_weight)
 
     if not shared_hidden_state_across_members or K == 1:
-        per_step, samples, _ = _state_rollout(model, states, actions, targets, boot, eps, None, None, loss_fn,
-                                              feedback_gradient)
+        per_step, samples, _ = _state_rollout(
+            model, states, actions, targets, boot, eps, None, None, loss_fn, feedback_gradient
+        )
         with aux_grad:
-            contact, termination, extension, _ = _auxiliary_terms(model, states, actions, windows, boot, None, None,
-                                                                  *aux_args)
+            contact, termination, extension, _ = _auxiliary_terms(
+                model, states, actions, windows, boot, None, None, *aux_args
+            )
     else:
         # upstream emulation: members in sequence, each continuing the previous member's memory
         state_memory: Memory | None = model.state_base.initial_memory(batch, device=device, dtype=states.dtype)
         separate = model.auxiliary_base is not None
-        aux_memory = (model.auxiliary_base.initial_memory(batch, device=device, dtype=states.dtype)
-                      if separate else None)
+        aux_memory = model.auxiliary_base.initial_memory(batch, device=device, dtype=states.dtype) if separate else None
         parts: list[tuple[torch.Tensor, ...]] = []
         samples_per_member: list[list[torch.Tensor]] = []
         for k in range(K):
             member = torch.tensor([k], device=device)
             step_losses, member_samples, state_memory = _state_rollout(
-                model, states, actions, targets, boot[k:k + 1], eps[:, k:k + 1], member, state_memory, loss_fn,
-                feedback_gradient)
+                model,
+                states,
+                actions,
+                targets,
+                boot[k : k + 1],
+                eps[:, k : k + 1],
+                member,
+                state_memory,
+                loss_fn,
+                feedback_gradient,
+            )
             with aux_grad:
-                c, t, e, carried = _auxiliary_terms(model, states, actions, windows, boot[k:k + 1], member,
-                                                    aux_memory if separate else state_memory, *aux_args)
+                c, t, e, carried = _auxiliary_terms(
+                    model,
+                    states,
+                    actions,
+                    windows,
+                    boot[k : k + 1],
+                    member,
+                    aux_memory if separate else state_memory,
+                    *aux_args,
+                )
             if separate:
                 aux_memory = carried
             elif model.has_auxiliary_heads:
@@ -229,5 +283,12 @@ def world_model_losses(model: SystemDynamicsEnsemble, windows: Windows, *, forec
         contact, termination, extension = (torch.cat([p[j] for p in parts]) for j in (1, 2, 3))
         samples = [torch.cat([s[i] for s in samples_per_member]) for i in range(N)]
 
-    return LossTerms(state=per_step.mean(dim=0), bound=bound, contact=contact, termination=termination,
-                     extension=extension, state_per_step=per_step, samples=samples)
+    return LossTerms(
+        state=per_step.mean(dim=0),
+        bound=bound,
+        contact=contact,
+        termination=termination,
+        extension=extension,
+        state_per_step=per_step,
+        samples=samples,
+    )

@@ -46,9 +46,17 @@ def _save(fig, path: Path) -> Path:
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
 
 
-def write_trajectory_plots(directory: str | Path, blocks: Sequence[StateBlock], truth: torch.Tensor,
-                           predicted: torch.Tensor, members: torch.Tensor, *, history_horizon: int, dt: float,
-                           title: str = "") -> list[Path]:
+def write_trajectory_plots(
+    directory: str | Path,
+    blocks: Sequence[StateBlock],
+    truth: torch.Tensor,
+    predicted: torch.Tensor,
+    members: torch.Tensor,
+    *,
+    history_horizon: int,
+    dt: float,
+    title: str = "",
+) -> list[Path]:
     """One ``state_<block>.png`` per block.
 
     :param truth: ``[B, T, S]`` true states (physical units), B the plotted trajectories.
@@ -79,22 +87,38 @@ def write_trajectory_plots(directory: str | Path, blocks: Sequence[StateBlock], 
                 ax.plot(t, truth[b, :, d], color=color, lw=1.0)
                 ax.plot(t[history_horizon:], predicted[b, history_horizon:, d], color=color, lw=1.0, ls="--")
                 if spread:
-                    ax.fill_between(t[history_horizon:], lo[b, history_horizon:, d], hi[b, history_horizon:, d],
-                                    color=color, alpha=0.2, lw=0)
+                    ax.fill_between(
+                        t[history_horizon:],
+                        lo[b, history_horizon:, d],
+                        hi[b, history_horizon:, d],
+                        color=color,
+                        alpha=0.2,
+                        lw=0,
+                    )
             ax.set_title(block.label(i), fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
         for ax in axes[-1]:
             ax.set_xlabel("time (s)", fontsize=8)
         band = ", band: ensemble members' min-max" if spread else ""
-        fig.suptitle(f"{block.name}: true (solid) vs predicted (dashed) of {B} held-out trajectories; "
-                     f"grey: true context{band}\n{title}", fontsize=9)
+        fig.suptitle(
+            f"{block.name}: true (solid) vs predicted (dashed) of {B} held-out trajectories; "
+            f"grey: true context{band}\n{title}",
+            fontsize=9,
+        )
         paths.append(_save(fig, directory / f"state_{block.name}.png"))
     return paths
 
 
-def write_error_curves(path: str | Path, error_per_step: torch.Tensor, noised_per_step: Mapping[float, torch.Tensor],
-                       blocks_per_step: Mapping[str, torch.Tensor], *, dt: float, title: str = "") -> Path:
+def write_error_curves(
+    path: str | Path,
+    error_per_step: torch.Tensor,
+    noised_per_step: Mapping[float, torch.Tensor],
+    blocks_per_step: Mapping[str, torch.Tensor],
+    *,
+    dt: float,
+    title: str = "",
+) -> Path:
     """e vs steps ahead (``error_per_step[k]`` is k + 1 steps ahead): plain and noised, then per block."""
     fig, axes = _figure(2, 1, 8.0, 7.0)
     steps = torch.arange(1, error_per_step.numel() + 1)

@@ -64,18 +64,36 @@ class ReplayBuffer:
     :param windows_cross_episodes: the upstream quirk (see the module docstring).
     """
 
-    def __init__(self, num_envs: int, capacity: int, state_dim: int, action_dim: int, contact_dim: int = 0,
-                 termination_dim: int = 0, extension_dim: int = 0, device: torch.device | str = "cpu", *,
-                 windows_cross_episodes: bool = False, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        capacity: int,
+        state_dim: int,
+        action_dim: int,
+        contact_dim: int = 0,
+        termination_dim: int = 0,
+        extension_dim: int = 0,
+        device: torch.device | str = "cpu",
+        *,
+        windows_cross_episodes: bool = False,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         if num_envs < 1 or capacity < 2:
-            raise ValueError(f"ReplayBuffer needs num_envs >= 1 and capacity >= 2 (world_model.train."
-                             f"replay_buffer_size), got {num_envs} and {capacity}")
+            raise ValueError(
+                f"ReplayBuffer needs num_envs >= 1 and capacity >= 2 (world_model.train."
+                f"replay_buffer_size), got {num_envs} and {capacity}"
+            )
         self.num_envs = num_envs
         self.capacity = capacity
         self.device = torch.device(device)
         self.windows_cross_episodes = windows_cross_episodes
-        dims = {"state": state_dim, "action": action_dim, "contact": contact_dim, "termination": termination_dim,
-                "extension": extension_dim}
+        dims = {
+            "state": state_dim,
+            "action": action_dim,
+            "contact": contact_dim,
+            "termination": termination_dim,
+            "extension": extension_dim,
+        }
         self.dims = dims
         self._data = {k: torch.zeros(num_envs, capacity, d, device=self.device, dtype=dtype) for k, d in dims.items()}
         self._done = torch.zeros(num_envs, capacity, dtype=torch.bool, device=self.device)
@@ -86,16 +104,28 @@ class ReplayBuffer:
         self._valid_cache: tuple[tuple[int, int], torch.Tensor] | None = None
 
     # -- writing ---------------------------------------------------------------------------------------------------
-    def add(self, state: torch.Tensor, action: torch.Tensor, contact: torch.Tensor | None = None,
-            termination: torch.Tensor | None = None, extension: torch.Tensor | None = None,
-            done: torch.Tensor | None = None, time_out: torch.Tensor | None = None) -> None:
+    def add(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        contact: torch.Tensor | None = None,
+        termination: torch.Tensor | None = None,
+        extension: torch.Tensor | None = None,
+        done: torch.Tensor | None = None,
+        time_out: torch.Tensor | None = None,
+    ) -> None:
         """Append one step for all envs (each ``[num_envs, dim]``, normalized; ``done``/``time_out`` ``[num_envs]``).
 
         For envs with ``done`` pass the pre-reset terminal observation: the next ``add`` starts their new episode.
         ``time_out`` marks which of the done envs ended by time-out (it is ignored where ``done`` is false).
         """
-        values = {"state": state, "action": action, "contact": contact, "termination": termination,
-                  "extension": extension}
+        values = {
+            "state": state,
+            "action": action,
+            "contact": contact,
+            "termination": termination,
+            "extension": extension,
+        }
         for key, value in values.items():
             dim = self.dims[key]
             if value is None:
@@ -103,13 +133,20 @@ class ReplayBuffer:
                     raise ValueError(f"ReplayBuffer.add: {key} is missing but the buffer stores {dim} dims of it")
                 continue
             if value.shape != (self.num_envs, dim):
-                raise ValueError(f"ReplayBuffer.add: {key} has shape {tuple(value.shape)}, expected "
-                                 f"({self.num_envs}, {dim})")
+                raise ValueError(
+                    f"ReplayBuffer.add: {key} has shape {tuple(value.shape)}, expected ({self.num_envs}, {dim})"
+                )
             self._data[key][:, self._ptr] = value.to(device=self.device, dtype=self._data[key].dtype)
-        done_now = (torch.zeros(self.num_envs, dtype=torch.bool, device=self.device) if done is None
-                    else done.to(device=self.device, dtype=torch.bool).reshape(self.num_envs))
-        time_out_now = (torch.zeros_like(done_now) if time_out is None
-                        else time_out.to(device=self.device, dtype=torch.bool).reshape(self.num_envs))
+        done_now = (
+            torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+            if done is None
+            else done.to(device=self.device, dtype=torch.bool).reshape(self.num_envs)
+        )
+        time_out_now = (
+            torch.zeros_like(done_now)
+            if time_out is None
+            else time_out.to(device=self.device, dtype=torch.bool).reshape(self.num_envs)
+        )
         self._done[:, self._ptr] = done_now
         self._time_out[:, self._ptr] = time_out_now & done_now
         self._ptr = (self._ptr + 1) % self.capacity
@@ -142,14 +179,14 @@ class ReplayBuffer:
         else:
             if self.windows_cross_episodes:
                 # upstream: raw slot order, terminations only
-                breaks = (self._done & ~self._time_out)[:, :self._filled]
+                breaks = (self._done & ~self._time_out)[:, : self._filled]
             else:
                 # chronological order from the oldest entry: a window never crosses the write pointer
                 order = (self._oldest_slot() + torch.arange(self._filled, device=self.device)) % self.capacity
                 breaks = self._done[:, order]
             # boundaries inside the first length - 1 entries of the window starting at each position
             cum = torch.nn.functional.pad(breaks.to(torch.int32).cumsum(dim=1), (1, 0))
-            inside = cum[:, length - 1:length - 1 + num_starts] - cum[:, :num_starts]
+            inside = cum[:, length - 1 : length - 1 + num_starts] - cum[:, :num_starts]
             flat = (inside == 0).reshape(-1).nonzero().squeeze(-1)
         self._valid_cache = (key, flat)
         return flat
@@ -172,17 +209,20 @@ class ReplayBuffer:
     def _require(self, length: int) -> torch.Tensor:
         flat = self._valid_starts(length)
         if flat.numel() == 0:
-            raise ValueError(f"the replay buffer has no window of {length} steps without an episode boundary "
-                             f"({self._filled} steps held per env): collect more steps before training or "
-                             f"evaluating, or shorten world_model.history_horizon + forecast_horizon / "
-                             f"world_model.train.eval_trajectory_length")
+            raise ValueError(
+                f"the replay buffer has no window of {length} steps without an episode boundary "
+                f"({self._filled} steps held per env): collect more steps before training or "
+                f"evaluating, or shorten world_model.history_horizon + forecast_horizon / "
+                f"world_model.train.eval_trajectory_length"
+            )
         return flat
 
     def sample_windows(self, batch_size: int, length: int, generator: torch.Generator | None = None) -> Windows:
         """``batch_size`` windows of ``length`` entries, uniform over valid (env, start) pairs, with replacement."""
         flat = self._require(length)
-        pick = torch.randint(flat.numel(), (batch_size,), generator=generator,
-                             device=_sample_device(generator, self.device))
+        pick = torch.randint(
+            flat.numel(), (batch_size,), generator=generator, device=_sample_device(generator, self.device)
+        )
         return self._gather(flat[pick.to(self.device)], length)
 
     def trajectories(self, length: int, count: int, generator: torch.Generator | None = None) -> Windows:
@@ -191,8 +231,7 @@ class ReplayBuffer:
         order = torch.randperm(flat.numel(), generator=generator, device=_sample_device(generator, self.device))
         return self._gather(flat[order[:count].to(self.device)], length)
 
-    def termination_windows(self, length: int, count: int, generator: torch.Generator | None = None
-                            ) -> Windows | None:
+    def termination_windows(self, length: int, count: int, generator: torch.Generator | None = None) -> Windows | None:
         """Up to ``count`` distinct valid windows of ``length`` entries whose last entry is a termination (done and
         not a time-out: a fall), for scoring the termination head; None when the buffer holds none."""
         flat = self._valid_starts(length)
@@ -210,14 +249,21 @@ class ReplayBuffer:
 
     # -- checkpoints -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in self._data.items()}, "done": self._done, "time_out": self._time_out,
-                "ptr": self._ptr, "filled": self._filled}
+        return {
+            **{k: v for k, v in self._data.items()},
+            "done": self._done,
+            "time_out": self._time_out,
+            "ptr": self._ptr,
+            "filled": self._filled,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in self._data:
             if state[key].shape != self._data[key].shape:
-                raise ValueError(f"replay buffer checkpoint: {key} has shape {tuple(state[key].shape)}, this buffer "
-                                 f"{tuple(self._data[key].shape)} (num_envs, replay_buffer_size or dims changed)")
+                raise ValueError(
+                    f"replay buffer checkpoint: {key} has shape {tuple(state[key].shape)}, this buffer "
+                    f"{tuple(self._data[key].shape)} (num_envs, replay_buffer_size or dims changed)"
+                )
             self._data[key].copy_(state[key])
         self._done.copy_(state["done"])
         self._time_out.copy_(state["time_out"])

@@ -39,8 +39,15 @@ class StoreTransitions(Step):
         for t in ctx.rollout:
             observed = observed_system_groups(t.next_obs, t.dones, t.extras, system.groups)
             entry = system.normalizer.entry(observed)
-            system.buffer.add(entry.state, entry.action, entry.contact, entry.termination, entry.extension,
-                              done=t.dones, time_out=t.extras.get("time_outs"))
+            system.buffer.add(
+                entry.state,
+                entry.action,
+                entry.contact,
+                entry.termination,
+                entry.extension,
+                done=t.dones,
+                time_out=t.extras.get("time_outs"),
+            )
         ctx.metrics[f"{LOG_PREFIX}replay_buffer_steps"] = float(system.buffer.num_steps)
 
 
@@ -58,8 +65,9 @@ class UpdateWorldModel(Step):
         source = runner.references.get("runner.world_model_from")
         if source is not None:
             # finetune: start from the pretrained weights (not its optimizer, as upstream)
-            self.system.load_state_dict(checkpoints.load_checkpoint(source, map_location=runner.device),
-                                        optimizer=False, path=source)
+            self.system.load_state_dict(
+                checkpoints.load_checkpoint(source, map_location=runner.device), optimizer=False, path=source
+            )
 
     def run(self, ctx: IterationContext) -> None:
         system = self.system
@@ -79,10 +87,12 @@ class UpdateWorldModel(Step):
         spec, system = self.train_spec, self.system
         if system.buffer.num_valid(spec.eval_trajectory_length) == 0:
             return {}
-        trajectories = system.buffer.trajectories(spec.eval_trajectory_length, spec.num_eval_trajectories,
-                                                  system.generator)
-        result = evaluate_world_model(system.model, trajectories, noise_sigmas=EVAL_NOISE_SIGMAS,
-                                      blocks=self.blocks, generator=system.generator)
+        trajectories = system.buffer.trajectories(
+            spec.eval_trajectory_length, spec.num_eval_trajectories, system.generator
+        )
+        result = evaluate_world_model(
+            system.model, trajectories, noise_sigmas=EVAL_NOISE_SIGMAS, blocks=self.blocks, generator=system.generator
+        )
         metrics = result.metrics()
         # trajectories never hold a fall before their end, so the termination head is scored on windows ending in one
         length = system.model.history_horizon + 1

@@ -44,12 +44,21 @@ class WorldModelSystem:
         wm = plan.world_model
         quirks = plan.quirks
         self.normalizer = SystemNormalizer(plan, self.device)
-        self.model = SystemDynamicsEnsemble(wm, registry=registry,
-                                            epistemic_summed_std=quirks.epistemic_summed_std).to(self.device)
+        self.model = SystemDynamicsEnsemble(wm, registry=registry, epistemic_summed_std=quirks.epistemic_summed_std).to(
+            self.device
+        )
         self.trainer = WorldModelTrainer(self.model, wm, quirks, self.device)
-        self.buffer = ReplayBuffer(num_envs, wm.train.replay_buffer_size, wm.state_dim, wm.action_dim,
-                                   wm.contact_dim, wm.termination_dim, wm.extension_dim, self.device,
-                                   windows_cross_episodes=quirks.replay_windows_cross_episodes)
+        self.buffer = ReplayBuffer(
+            num_envs,
+            wm.train.replay_buffer_size,
+            wm.state_dim,
+            wm.action_dim,
+            wm.contact_dim,
+            wm.termination_dim,
+            wm.extension_dim,
+            self.device,
+            windows_cross_episodes=quirks.replay_windows_cross_episodes,
+        )
         self.generator = torch.Generator(device=self.device).manual_seed(plan.experiment.seed + _SEED_OFFSET)
         #: system observation groups the buffer is filled from, in stream order
         self.groups = tuple(self.normalizer.streams.values())
@@ -73,23 +82,29 @@ class WorldModelSystem:
         and refills within a few iterations); the normalizers come from the plan."""
         return {MODEL_KEY: self.model.state_dict(), OPTIMIZER_KEY: self.trainer.state_dict()}
 
-    def load_state_dict(self, checkpoint: Mapping[str, Any], *, optimizer: bool = True,
-                        path: str | Path = "checkpoint") -> None:
+    def load_state_dict(
+        self, checkpoint: Mapping[str, Any], *, optimizer: bool = True, path: str | Path = "checkpoint"
+    ) -> None:
         """Restore from a whole checkpoint dict; refuses (RWM504) one whose plan fingerprint differs."""
         checkpoints.check_fingerprint(dict(checkpoint), self.plan.fingerprint(), path)
         if MODEL_KEY not in checkpoint:
             from rwmspec_runtime.errors import runtime_error
 
             stage = (checkpoint.get("rwmspec") or {}).get("plan", {}).get("experiment", {}).get("stage", "?")
-            raise runtime_error("RWM504", f"checkpoint {path} (stage '{stage}') holds no world model", file=path,
-                                hint="point world_model_from at a pretrain or finetune run")
+            raise runtime_error(
+                "RWM504",
+                f"checkpoint {path} (stage '{stage}') holds no world model",
+                file=path,
+                hint="point world_model_from at a pretrain or finetune run",
+            )
         self.model.load_state_dict(checkpoint[MODEL_KEY])
         if optimizer and OPTIMIZER_KEY in checkpoint:
             self.trainer.load_state_dict(checkpoint[OPTIMIZER_KEY])
 
     @classmethod
-    def from_checkpoint(cls, plan: Any, path: str | Path, num_envs: int = 1, device: torch.device | str = "cpu"
-                        ) -> WorldModelSystem:
+    def from_checkpoint(
+        cls, plan: Any, path: str | Path, num_envs: int = 1, device: torch.device | str = "cpu"
+    ) -> WorldModelSystem:
         """A system whose model holds the weights of the checkpoint at ``path`` (fingerprint-checked)."""
         system = cls(plan, num_envs, device)
         system.load_state_dict(checkpoints.load_checkpoint(path, map_location=device), path=path)

@@ -32,9 +32,16 @@ class WorldModelTrainer:
     :param compile: wrap the loss computation in ``torch.compile`` (dynamo splits the graph around the cuDNN RNN).
     """
 
-    def __init__(self, model: SystemDynamicsEnsemble, wm_plan: Any, quirks: Any = None,
-                 device: torch.device | str = "cpu", *, autocast_dtype: torch.dtype | None = None,
-                 compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: SystemDynamicsEnsemble,
+        wm_plan: Any,
+        quirks: Any = None,
+        device: torch.device | str = "cpu",
+        *,
+        autocast_dtype: torch.dtype | None = None,
+        compile: bool = False,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.plan = wm_plan
@@ -47,8 +54,9 @@ class WorldModelTrainer:
             model.set_auxiliary_frozen(True)
         params = [p for p in model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.optimizer = torch.optim.Adam(params, lr=self.train_spec.learning_rate,
-                                          weight_decay=self.train_spec.weight_decay, **fused)
+        self.optimizer = torch.optim.Adam(
+            params, lr=self.train_spec.learning_rate, weight_decay=self.train_spec.weight_decay, **fused
+        )
         self._params = params
         self._loss_fn = torch.compile(world_model_losses, dynamic=False) if compile else world_model_losses
 
@@ -66,10 +74,16 @@ class WorldModelTrainer:
         spec = self.train_spec
         with self._autocast():
             return self._loss_fn(
-                self.model, windows, forecast_horizon=self.forecast_horizon, state_loss=spec.state_loss,
-                bootstrap=spec.bootstrap, contact_pos_weight=spec.contact_pos_weight,
+                self.model,
+                windows,
+                forecast_horizon=self.forecast_horizon,
+                state_loss=spec.state_loss,
+                bootstrap=spec.bootstrap,
+                contact_pos_weight=spec.contact_pos_weight,
                 termination_pos_weight=spec.termination_pos_weight,
-                shared_hidden_state_across_members=self.shared_hidden_state, generator=generator)
+                shared_hidden_state_across_members=self.shared_hidden_state,
+                generator=generator,
+            )
 
     def train_step(self, windows: Windows, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """One clipped Adam step on one mini-batch; the detached scalars (no device sync)."""

@@ -74,8 +74,10 @@ RANGES: dict[KeyPath, Bound] = {
     ("world_model", "ensemble_size"): AT_LEAST_ONE,
     ("world_model", "history_horizon"): AT_LEAST_ONE,
     ("world_model", "forecast_horizon"): AT_LEAST_ONE,
-    **{("world_model", "loss_weights", k): NON_NEGATIVE
-       for k in ("state", "sequence", "bound", "kl", "extension", "contact", "termination")},
+    **{
+        ("world_model", "loss_weights", k): NON_NEGATIVE
+        for k in ("state", "sequence", "bound", "kl", "extension", "contact", "termination")
+    },
     ("world_model", "train", "learning_rate"): POSITIVE,
     ("world_model", "train", "weight_decay"): NON_NEGATIVE,
     ("world_model", "train", "num_mini_batches"): AT_LEAST_ONE,
@@ -153,8 +155,11 @@ def check_ranges(spec: Spec) -> Iterator[Diagnostic]:
         if isinstance(value, list | tuple) and len(value) == 2 and all(map(_is_number, value)):
             low, high = value
             if low > high or (strict and low == high):
-                yield Diagnostic("RWM201", f"must be [low, high] with low {'<' if strict else '<='} high "
-                                           f"(got [{_num(low)}, {_num(high)}])", path)
+                yield Diagnostic(
+                    "RWM201",
+                    f"must be [low, high] with low {'<' if strict else '<='} high (got [{_num(low)}, {_num(high)}])",
+                    path,
+                )
     yield from _check_terms(spec)
 
 
@@ -168,12 +173,16 @@ def _check_terms(spec: Spec) -> Iterator[Diagnostic]:
             if term.noise is not None and not term.noise >= 0:
                 yield Diagnostic("RWM201", f"must be >= 0 (got {_num(term.noise)})", (*path, "noise"))
             if term.clip is not None and not term.clip[0] < term.clip[1]:
-                yield Diagnostic("RWM201", f"must be [low, high] with low < high (got "
-                                           f"[{_num(term.clip[0])}, {_num(term.clip[1])}])", (*path, "clip"))
+                yield Diagnostic(
+                    "RWM201",
+                    f"must be [low, high] with low < high (got [{_num(term.clip[0])}, {_num(term.clip[1])}])",
+                    (*path, "clip"),
+                )
     for key in ("actor_observations", "critic_observations"):
         if not getattr(spec.policy, key):
-            yield Diagnostic("RWM207", "must name at least one observation group", ("policy", key),
-                             hint='e.g. ["policy"]')
+            yield Diagnostic(
+                "RWM207", "must name at least one observation group", ("policy", key), hint='e.g. ["policy"]'
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -190,16 +199,26 @@ def check_plugin_names(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
         ("RWM205", "backend", ("backend", "name"), registry.backends, "backends"),
     ]
     if spec.world_model is not None:
-        tables.append(("RWM206", "world-model architecture", ("world_model", "architecture"),
-                       registry.architectures, "architectures"))
+        tables.append(
+            (
+                "RWM206",
+                "world-model architecture",
+                ("world_model", "architecture"),
+                registry.architectures,
+                "architectures",
+            )
+        )
     for code, label, path, records, listing in tables:
         name = _get(spec, path)
         if name in records:
             continue
         names = sorted(records)
-        yield Diagnostic(code, f"unknown {label} '{name}'{did_you_mean(name, names)}", path,
-                         hint=f"installed {listing}: {list_choices(names)}{_failed_plugins(registry)} "
-                              f"(`rwmspec list {listing}`)")
+        yield Diagnostic(
+            code,
+            f"unknown {label} '{name}'{did_you_mean(name, names)}",
+            path,
+            hint=f"installed {listing}: {list_choices(names)}{_failed_plugins(registry)} (`rwmspec list {listing}`)",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -220,15 +239,21 @@ def run_plugin_checks(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
             if os.environ.get("RWMSPEC_FULL_ERROR") == "1":
                 raise
             root = _root(exc)
-            yield Diagnostic("RWM303", f"check '{name}' of plugin {provider} raised {type(root).__name__}: {root}",
-                             hint="report this to the plugin's author; RWMSPEC_FULL_ERROR=1 shows the traceback")
+            yield Diagnostic(
+                "RWM303",
+                f"check '{name}' of plugin {provider} raised {type(root).__name__}: {root}",
+                hint="report this to the plugin's author; RWMSPEC_FULL_ERROR=1 shows the traceback",
+            )
             continue
         for d in found:
             if isinstance(d, Diagnostic):
                 yield d
             else:
-                yield Diagnostic("RWM304", f"check '{name}' of plugin {provider} yielded {type(d).__name__}, "
-                                           f"expected rwmspec.diagnostics.Diagnostic")
+                yield Diagnostic(
+                    "RWM304",
+                    f"check '{name}' of plugin {provider} yielded {type(d).__name__}, "
+                    f"expected rwmspec.diagnostics.Diagnostic",
+                )
 
 
 CHECKS: tuple[Callable[[Spec, Any], Iterator[Diagnostic]], ...] = (

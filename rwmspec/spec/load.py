@@ -156,8 +156,9 @@ def is_fragment(path: str | os.PathLike) -> bool:
     return any(part in FRAGMENT_FOLDERS for part in Path(path).parts[:-1])
 
 
-def _read(display: str, sources: dict[str, str], diags: list[Diagnostic], *, at: Diagnostic | None = None
-          ) -> Layer | None:
+def _read(
+    display: str, sources: dict[str, str], diags: list[Diagnostic], *, at: Diagnostic | None = None
+) -> Layer | None:
     """Read and parse one TOML file; problems go to ``diags`` (``at`` gives the location of the reference)."""
     try:
         text = Path(display).read_text(encoding="utf-8")
@@ -167,8 +168,14 @@ def _read(display: str, sources: dict[str, str], diags: list[Diagnostic], *, at:
             reason = "not UTF-8 text"
         message = f"cannot read '{display}': {reason}"
         if at is not None:
-            diags.append(attrs.evolve(at, code="RWM002", message=message,
-                                      hint="paths in `extends` are relative to the file that contains them"))
+            diags.append(
+                attrs.evolve(
+                    at,
+                    code="RWM002",
+                    message=message,
+                    hint="paths in `extends` are relative to the file that contains them",
+                )
+            )
         else:
             diags.append(Diagnostic("RWM002", message, file=display))
         return None
@@ -177,8 +184,15 @@ def _read(display: str, sources: dict[str, str], diags: list[Diagnostic], *, at:
         raw = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         msg = getattr(exc, "msg", str(exc))
-        diags.append(Diagnostic("RWM001", f"TOML syntax error: {msg}", file=display,
-                                line=getattr(exc, "lineno", None), col=getattr(exc, "colno", None)))
+        diags.append(
+            Diagnostic(
+                "RWM001",
+                f"TOML syntax error: {msg}",
+                file=display,
+                line=getattr(exc, "lineno", None),
+                col=getattr(exc, "colno", None),
+            )
+        )
         return None
     try:
         index = index_toml(text)
@@ -198,8 +212,14 @@ def _chain(display: str, source: Source, sources: dict[str, str], diags: list[Di
         real = os.path.realpath(current)
         if real in seen:
             cycle = " -> ".join([*(layer.file for layer in layers), current])
-            diags.append(attrs.evolve(at, code="RWM003", message=f"cyclic extends: {cycle}",
-                                      hint="remove `extends` from the file meant to be the base"))
+            diags.append(
+                attrs.evolve(
+                    at,
+                    code="RWM003",
+                    message=f"cyclic extends: {cycle}",
+                    hint="remove `extends` from the file meant to be the base",
+                )
+            )
             break
         seen.append(real)
         layer = _read(current, sources, diags, at=at)
@@ -238,7 +258,7 @@ def parse_set(expr: str) -> tuple[KeyPath, Any]:
     path: KeyPath = ()
     node: Any = doc
     while isinstance(node, dict):
-        (name, node), = node.items()
+        ((name, node),) = node.items()
         path = (*path, name)
     value = value.strip()
     try:
@@ -258,8 +278,15 @@ def _nest(path: KeyPath, value: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------------
 # merging with origins
 # ----------------------------------------------------------------------------------------------------------------------
-def _merge(merged: dict[str, Any], layer: Layer, layer_no: int, where: dict[KeyPath, int], layers: list[Layer],
-           path: KeyPath = (), node: dict[str, Any] | None = None) -> None:
+def _merge(
+    merged: dict[str, Any],
+    layer: Layer,
+    layer_no: int,
+    where: dict[KeyPath, int],
+    layers: list[Layer],
+    path: KeyPath = (),
+    node: dict[str, Any] | None = None,
+) -> None:
     node = layer.raw if node is None else node
     for key, value in node.items():
         p = (*path, key)
@@ -313,8 +340,14 @@ def _fragment_base(registry: Any) -> dict[str, Any]:
     return {"experiment": {"name": "fragment", "stage": "pretrain"}, "robot": {"name": robots[0] if robots else ""}}
 
 
-def load_spec(path: str | os.PathLike, overlays: Sequence[str | os.PathLike] = (), sets: Sequence[str] = (),
-              registry: Any = None, *, fragment: bool | None = None) -> LoadedSpec:
+def load_spec(
+    path: str | os.PathLike,
+    overlays: Sequence[str | os.PathLike] = (),
+    sets: Sequence[str] = (),
+    registry: Any = None,
+    *,
+    fragment: bool | None = None,
+) -> LoadedSpec:
     """Load, merge and structure a spec. Never raises for bad input: problems are in ``.diagnostics``.
 
     :param path: the spec file.
@@ -339,15 +372,30 @@ def load_spec(path: str | os.PathLike, overlays: Sequence[str | os.PathLike] = (
         try:
             key, value = parse_set(expr)
         except ValueError as exc:
-            diags.append(Diagnostic("RWM004", str(exc), origin=f"--set {expr}",
-                                    hint="write --set table.key=value, e.g. --set backend.num_envs=64"))
+            diags.append(
+                Diagnostic(
+                    "RWM004",
+                    str(exc),
+                    origin=f"--set {expr}",
+                    hint="write --set table.key=value, e.g. --set backend.num_envs=64",
+                )
+            )
             continue
         layers.append(Layer(source="set", raw=_nest(key, value), text=expr))
     if fragment:
         layers.insert(0, Layer(source="default", raw=_fragment_base(registry)))
 
-    loaded = LoadedSpec(file=Path(display), spec=None, raw={}, origins={}, diagnostics=diags, sources=sources,
-                        layers=layers, fragment=fragment, display=display)
+    loaded = LoadedSpec(
+        file=Path(display),
+        spec=None,
+        raw={},
+        origins={},
+        diagnostics=diags,
+        sources=sources,
+        layers=layers,
+        fragment=fragment,
+        display=display,
+    )
     if any(d.code in ("RWM001", "RWM002", "RWM003") for d in diags):
         return loaded  # a file is missing from the chain: the merged spec would be misleading
 
@@ -360,10 +408,17 @@ def load_spec(path: str | os.PathLike, overlays: Sequence[str | os.PathLike] = (
 
     version = merged.get("schema_version", SCHEMA_VERSIONS[-1])
     if isinstance(version, int) and not isinstance(version, bool) and version not in SCHEMA_VERSIONS:
-        loaded.diagnostics.append(loaded.locate(Diagnostic(
-            "RWM005", f"schema_version {version} is not supported (this rwmspec reads "
-                      f"{', '.join(map(str, SCHEMA_VERSIONS))})",
-            ("schema_version",), hint="use schema_version = 1, or the rwmspec release the spec was written for")))
+        loaded.diagnostics.append(
+            loaded.locate(
+                Diagnostic(
+                    "RWM005",
+                    f"schema_version {version} is not supported (this rwmspec reads "
+                    f"{', '.join(map(str, SCHEMA_VERSIONS))})",
+                    ("schema_version",),
+                    hint="use schema_version = 1, or the rwmspec release the spec was written for",
+                )
+            )
+        )
         return loaded
 
     result = structure_spec(merged, registry)
@@ -415,4 +470,3 @@ def _drop_none(node: Any) -> Any:
     if isinstance(node, list | tuple):
         return [_drop_none(v) for v in node]
     return node
-

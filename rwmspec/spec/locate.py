@@ -105,7 +105,7 @@ class _Scanner:
                 self.pos = end
             elif ch == "'":
                 end = self.text.index("'", self.pos + 1) + 1
-                name = self.text[start + 1:end - 1]
+                name = self.text[start + 1 : end - 1]
                 self.pos = end
             else:
                 m = _BARE.match(self.text, self.pos)

@@ -116,8 +116,12 @@ def describe_value(v: Any) -> str:
     return f"a {type(v).__name__}"
 
 
-_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
-          bool: ("a boolean", "booleans")}
+_NAMES = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    str: ("a string", "strings"),
+    bool: ("a boolean", "booleans"),
+}
 
 
 def describe_type(t: Any, plural: bool = False) -> str:
@@ -355,8 +359,9 @@ def converter() -> cattrs.Converter:
 # ----------------------------------------------------------------------------------------------------------------------
 # error walker
 # ----------------------------------------------------------------------------------------------------------------------
-def iter_errors(exc: BaseException, path: Path = (), owner: type | None = None
-                ) -> Iterator[tuple[Path, BaseException, type | None]]:
+def iter_errors(
+    exc: BaseException, path: Path = (), owner: type | None = None
+) -> Iterator[tuple[Path, BaseException, type | None]]:
     """Flatten cattrs' exception groups (and ours) into ``(path, exception, owning attrs class)``."""
     if isinstance(exc, _Group):
         for sub, e in exc.items:
@@ -394,8 +399,9 @@ class RawProblem:
     key: bool = False
 
 
-def errors_to_problems(exc: BaseException, base: Path = (), *, code_override: str | None = None,
-                       what: str = "key") -> list[RawProblem]:
+def errors_to_problems(
+    exc: BaseException, base: Path = (), *, code_override: str | None = None, what: str = "key"
+) -> list[RawProblem]:
     """Diagnostics (path only) for a structuring exception."""
     out = []
     for path, e, owner in iter_errors(exc, base):
@@ -403,16 +409,26 @@ def errors_to_problems(exc: BaseException, base: Path = (), *, code_override: st
             valid = _public_fields(e.cl)
             for key in sorted(e.extra_fields):
                 msg = f"unknown {what} '{key}'{did_you_mean(key, valid)}"
-                out.append(RawProblem(Diagnostic(code_override or "RWM101", msg, (*path, key),
-                                                 hint=f"valid {what}s here: {list_choices(valid)}"), key=True))
+                out.append(
+                    RawProblem(
+                        Diagnostic(
+                            code_override or "RWM101",
+                            msg,
+                            (*path, key),
+                            hint=f"valid {what}s here: {list_choices(valid)}",
+                        ),
+                        key=True,
+                    )
+                )
         elif isinstance(e, KeyError):
             name = path[-1] if path else str(e)
             doc = _field_doc(owner, str(name))
             field_type = _hints(owner).get(name) if owner is not None and attrs.has(owner) else None
             what_to_add = f"a [{dotted(path)}] table" if attrs.has(_strip_optional(field_type)) else f"`{name} = ...`"
             hint = f"add {what_to_add}" + (f": {doc}" if doc else "")
-            out.append(RawProblem(Diagnostic(code_override or "RWM102", f"missing required {what} '{name}'",
-                                             path, hint=hint)))
+            out.append(
+                RawProblem(Diagnostic(code_override or "RWM102", f"missing required {what} '{name}'", path, hint=hint))
+            )
         elif isinstance(e, Problem):
             out.append(RawProblem(Diagnostic(code_override or e.code, e.message, path, hint=e.hint)))
         else:  # a validator of a plugin's params class, or anything else cattrs raised: keep its own words
@@ -431,17 +447,32 @@ def _plugin_load_hint(registry: Any) -> str:
     return ""
 
 
-def structure_params(params: dict[str, Any], params_type: type | None, *, where: dict[str, Path], term_path: Path,
-                     label: str, code: str, what: str = "parameter", also: Sequence[str] = ()
-                     ) -> tuple[dict[str, Any], list[RawProblem]]:
+def structure_params(
+    params: dict[str, Any],
+    params_type: type | None,
+    *,
+    where: dict[str, Path],
+    term_path: Path,
+    label: str,
+    code: str,
+    what: str = "parameter",
+    also: Sequence[str] = (),
+) -> tuple[dict[str, Any], list[RawProblem]]:
     """Check ``params`` against ``params_type``; return them with defaults filled, or as given when invalid.
 
     ``where`` maps each key to the table it was written in (flat in the term table, or under ``params``);
     ``also`` are other valid keys of that table, offered as did-you-mean suggestions for unknown keys.
     """
     if params_type is None:
-        problems = [RawProblem(Diagnostic(code, f"unknown {what} '{k}': {label} takes no {what}s{did_you_mean(k, also)}",
-                                          (*where[k], k)), key=True) for k in params]
+        problems = [
+            RawProblem(
+                Diagnostic(
+                    code, f"unknown {what} '{k}': {label} takes no {what}s{did_you_mean(k, also)}", (*where[k], k)
+                ),
+                key=True,
+            )
+            for k in params
+        ]
         return params, problems
     conv = converter()
     try:
@@ -465,8 +496,9 @@ def structure_params(params: dict[str, Any], params_type: type | None, *, where:
     return conv.unstructure(obj), []
 
 
-def _prepare_term(table: dict[str, Any], name: str, path: Path, category: str, term_cls: type, registry: Any
-                  ) -> tuple[dict[str, Any], list[RawProblem]]:
+def _prepare_term(
+    table: dict[str, Any], name: str, path: Path, category: str, term_cls: type, registry: Any
+) -> tuple[dict[str, Any], list[RawProblem]]:
     common = set(attrs.fields_dict(term_cls)) - {"params"}
     explicit = table.get("params") if isinstance(table.get("params"), dict) else {}
     flat = {k: v for k, v in table.items() if k not in common and k != "params"}
@@ -486,15 +518,28 @@ def _prepare_term(table: dict[str, Any], name: str, path: Path, category: str, t
     term_kind = registry.term_kinds.get((category, kind)) if registry is not None else None
     if term_kind is None:
         known = sorted(registry.kinds(category)) if registry is not None else []
-        hint = (f"available {category} kinds: {list_choices(known)}" if known else
-                f"no {category} kinds are registered") + _plugin_load_hint(registry)
+        hint = (
+            f"available {category} kinds: {list_choices(known)}" if known else f"no {category} kinds are registered"
+        ) + _plugin_load_hint(registry)
         if "kind" not in table:
             hint += f"; set `kind = \"...\"` if '{name}' is a custom term name"
-        problems.append(RawProblem(Diagnostic("RWM203", f"unknown {category} kind '{kind}'"
-                                              f"{did_you_mean(kind, known)}", kind_path, hint=hint)))
+        problems.append(
+            RawProblem(
+                Diagnostic(
+                    "RWM203", f"unknown {category} kind '{kind}'{did_you_mean(kind, known)}", kind_path, hint=hint
+                )
+            )
+        )
     else:
-        params, problems = structure_params(params, term_kind.params_type, where=where, term_path=path,
-                                            label=f"{category} kind '{kind}'", code="RWM204", also=sorted(common))
+        params, problems = structure_params(
+            params,
+            term_kind.params_type,
+            where=where,
+            term_path=path,
+            label=f"{category} kind '{kind}'",
+            code="RWM204",
+            also=sorted(common),
+        )
     out["params"] = params
     return out, problems
 
@@ -519,14 +564,20 @@ def prepare_terms(raw: dict[str, Any], registry: Any) -> list[RawProblem]:
             for name, table in terms.items():
                 if isinstance(table, dict):
                     terms[name], found = _prepare_term(
-                        table, name, ("observations", group, "terms", name), "observation", ObservationTermSpec,
-                        registry)
+                        table,
+                        name,
+                        ("observations", group, "terms", name),
+                        "observation",
+                        ObservationTermSpec,
+                        registry,
+                    )
                     problems += found
     return problems
 
 
-def _plugin_options(raw: dict[str, Any], table: str, name_key: str, default_name: str | None, records: dict,
-                    label: str) -> list[RawProblem]:
+def _plugin_options(
+    raw: dict[str, Any], table: str, name_key: str, default_name: str | None, records: dict, label: str
+) -> list[RawProblem]:
     section = raw.get(table)
     if section is None and table == "backend":  # the default backend's options get their defaults too
         section = raw[table] = {}
@@ -542,19 +593,34 @@ def _plugin_options(raw: dict[str, Any], table: str, name_key: str, default_name
     options = section["options"]
     where = dict.fromkeys(options, (table, "options"))
     section["options"], problems = structure_params(
-        options, record.options_type, where=where, term_path=(table, "options"), label=f"{label} '{name}'",
-        code="RWM213", what="option")
+        options,
+        record.options_type,
+        where=where,
+        term_path=(table, "options"),
+        label=f"{label} '{name}'",
+        code="RWM213",
+        what="option",
+    )
     return problems
 
 
 def prepare_options(raw: dict[str, Any], registry: Any) -> list[RawProblem]:
     if registry is None:
         return []
-    return (_plugin_options(raw, "robot", "name", None, registry.robots, "robot")
-            + _plugin_options(raw, "backend", "name", attrs.fields_dict(BackendSpec)["name"].default,
-                              registry.backends, "backend")
-            + _plugin_options(raw, "world_model", "architecture", attrs.fields_dict(WorldModelSpec)["architecture"]
-                              .default, registry.architectures, "architecture"))
+    return (
+        _plugin_options(raw, "robot", "name", None, registry.robots, "robot")
+        + _plugin_options(
+            raw, "backend", "name", attrs.fields_dict(BackendSpec)["name"].default, registry.backends, "backend"
+        )
+        + _plugin_options(
+            raw,
+            "world_model",
+            "architecture",
+            attrs.fields_dict(WorldModelSpec)["architecture"].default,
+            registry.architectures,
+            "architecture",
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
