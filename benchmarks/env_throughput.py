@@ -55,8 +55,8 @@ def worker(num_envs: int, threads: int, warmup: int, steps: int, device: str) ->
 
     from rwmspec import api
     from rwmspec.manager import get_registry
-    from rwmspec_plugins.embedded.env import make_embedded_env
     from rwmspec_plugins.embedded.physics import CONTROL_SPEC
+    from rwmspec_runtime.training import make_env
 
     result = api.load_and_compile(SPEC)
     if result.plan is None:
@@ -67,7 +67,7 @@ def worker(num_envs: int, threads: int, warmup: int, steps: int, device: str) ->
     )
     registry = get_registry()
     rss_before = rss_bytes()
-    env = make_embedded_env(plan, registry, device=device)
+    env = make_env(plan, registry, device=device)
     rss_after = rss_bytes()
 
     std = plan.policy.init_noise_std

@@ -22,7 +22,7 @@ Per (envs, K) the script times, with a device sync around each measurement:
   commands, episode starts, state commit);
 * ``--cuda-graphs``: ``observe -> act -> env.advance`` (``graph_safe_act``: the work of ``alg.act``) captured once in
   a ``torch.cuda.CUDAGraph`` (the env's step streams registered with it) and replayed; the refill's context warm-up
-  (``env._warm_up``, the cuDNN GRU over the pool's windows) is replayed from a graph of its own (``GraphedWarmUp``),
+  (``env.seeds.warm_up``, the cuDNN GRU over the pool's windows) is replayed from a graph of its own (``GraphedWarmUp``),
   the rest of the refill runs eagerly after every 24 replays; first checks that replaying gives the eager numbers
   (rewards of 8 steps from the same start);
 * ``--compile``: the step after its random draws (``env._advance``: model, rewards, bookkeeping, state commit) and
@@ -65,10 +65,9 @@ import torch  # noqa: E402
 from results_file import RESULTS_DIR, write_json  # noqa: E402
 
 from rwmspec_runtime.imagination.env import ImaginationEnv  # noqa: E402
-from rwmspec_runtime.imagination.graph import compile_advance  # noqa: E402
 from rwmspec_runtime.ppo import build_ppo  # noqa: E402
 from rwmspec_runtime.training import compile_spec  # noqa: E402
-from rwmspec_runtime.world_model.ensemble import ModelMemory  # noqa: E402
+from rwmspec_runtime.world_model.protocol import Memory  # noqa: E402
 from rwmspec_runtime.world_model.replay_buffer import applied_action_pairs  # noqa: E402
 from rwmspec_runtime.world_model.system import WorldModelSystem  # noqa: E402
 
@@ -121,7 +120,7 @@ def build(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.dev
         head = system.model.termination_head.output_layer
         head.weight.zero_()
         head.bias.fill_(-20.0)
-    env = ImaginationEnv(plan, system, seed=seed)
+    env = ImaginationEnv.from_plan(plan, system, seed=seed)
     alg = build_ppo(plan, env.get_observations(), num_envs, env.num_actions, str(device), num_steps=1)
     env.reset()
     g = torch.Generator(device=device).manual_seed(seed)
@@ -230,15 +229,15 @@ def capture(
 
 
 class GraphedWarmUp:
-    """``env._warm_up`` replayed from a CUDA graph for the seed pool's window shape (other shapes run eagerly).
+    """``env.seeds.warm_up`` replayed from a CUDA graph for the seed pool's window shape (other shapes run eagerly).
 
     A refill warms the pool up through the cuDNN GRU, which launches a few kernels per layer and window step: about
     2 ms of host time per base at M = 32. The refill starts with a host read (how many seeds were used), so the GPU
     waits for those launches; replayed, they cost one graph launch."""
 
     def __init__(self, env: ImaginationEnv) -> None:
-        self.eager = env._warm_up
-        windows = env.buffer.sample_windows(env.seed_pool_size, env.history_horizon)
+        self.eager = env.seeds.warm_up
+        windows = env.seeds.buffer.sample_windows(env.seed_pool_size, env.history_horizon)
         state, action = applied_action_pairs(windows.state.float(), windows.action.float())
         self.state, self.action = state.clone(), action.clone()
         stream = torch.cuda.Stream()
@@ -250,7 +249,7 @@ class GraphedWarmUp:
         with torch.cuda.graph(self.graph):
             self.memory = self.eager(self.state, self.action)
 
-    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> ModelMemory:
+    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> Memory:
         if state.shape != self.state.shape:
             return self.eager(state, action)
         self.state.copy_(state)
@@ -279,9 +278,9 @@ def profile(fn: Callable[[], object], device: torch.device, title: str, steps: i
 
 
 def compile_step(env: ImaginationEnv, compile_mode: str) -> Callable:
-    """``torch.compile`` the env's step after its random draws (``compile_advance``: model, rewards, bookkeeping and
+    """``torch.compile`` the env's step after its random draws (``env.compile_step``: model, rewards, bookkeeping and
     the state commit in one graph); returns the compiled ``graph_safe_act``."""
-    compile_advance(env, compile_mode)
+    env.compile_step(compile_mode)
     return torch.compile(graph_safe_act, mode=compile_mode, dynamic=False)
 
 
@@ -324,11 +323,13 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
         resets = float(torch.stack(counter).float().mean())
         obs = env.get_observations()
         actions = alg.act(obs)
-        _, prediction = env.predict(actions)
+        prediction, _ = env.predict(actions)
         parts = {
             "model": timed(lambda: env.predict(actions), size["part_steps"], 2, device),
             "policy": timed(lambda: alg.act(obs), size["part_steps"], 2, device),
-            "rewards": timed(lambda: env.reward(actions, prediction), size["part_steps"], 2, device),
+            "rewards": timed(
+                lambda: env.reward(env.s, actions, prediction, env.max_episode_length), size["part_steps"], 2, device
+            ),
             "observe": timed(env.observe, size["part_steps"], 2, device),
             # once per iteration, spread over its steps
             "refill": timed(env.refill_seeds, 3, 1, device) / env.num_steps_per_env,
@@ -356,7 +357,7 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
         check = graph_matches_eager(base_plan, size, device, num_envs, ensemble)
         _, env, alg = build(base_plan, num_envs, ensemble, size, device)
         with torch.inference_mode():
-            env._warm_up = GraphedWarmUp(env)
+            env.seeds.warm_up = GraphedWarmUp(env)
             graph, _ = capture(core(env, alg), env)
             replay = per_iteration_refill(graph.replay, env)
             seconds = timed_runs(replay, size["steps"], size["warmup"], device, args.runs)
@@ -385,7 +386,7 @@ def measure(base_plan, num_envs: int, ensemble: int, size: dict, device: torch.d
                 seconds = timed(eager_step(env, alg, counter), size["steps"], max(size["warmup"], 3), device)
                 yield _row(mode, num_envs, ensemble, seconds, flops, resets, args)
                 if args.cuda_graphs:
-                    env._warm_up = GraphedWarmUp(env)
+                    env.seeds.warm_up = GraphedWarmUp(env)
                     graph, _ = capture(core(env, alg, act=act), env)
                     replay = per_iteration_refill(graph.replay, env)
                     seconds = timed_runs(replay, size["steps"], size["warmup"], device, args.runs)

@@ -8,8 +8,8 @@ Sizes are the upstream ANYmal D ones (rwm_method §3): state 45, action 12, cont
    written here (members one after another, each re-running both bases over its whole resample, the auxiliary base
    teacher-forced step by step), so the speedup of the batched design is measured on the same device.
    Upstream's own numbers on an H100 (issue 4): 61k seq/s at K = 1 and 14.0k seq/s at K = 5.
-2. **inference**: env*steps/s of ``SystemDynamicsEnsemble.predict`` on one step with the kept hidden state, a random
-   member per env, at 4096 and 8192 envs.
+2. **inference**: env*steps/s of ``SystemDynamicsEnsemble.step`` (the ``WorldModel`` protocol's one step, eager)
+   carrying the memory from step to step, a random member per env, at 4096 and 8192 envs.
 3. **heads**: forward + backward of all K members' heads (state mean, log-std, contact, termination) as one batched
    ``EnsembleMLP`` each vs a Python loop over per-member ``nn.Sequential`` heads.
 
@@ -24,6 +24,7 @@ writes ``benchmarks/results/world_model_<device>.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -36,9 +37,10 @@ from torch import nn
 
 from rwmspec.plan import WorldModelPlan
 from rwmspec.spec.model import LossWeightsSpec, WorldModelTrainSpec
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
-from rwmspec_runtime.world_model.ensemble_linear import EnsembleMLP
-from rwmspec_runtime.world_model.losses import LossTerms, bce_loss, bootstrap_indices, sampled_mse
+from rwmspec_plugins.world_models.ensemble import SystemDynamicsEnsemble
+from rwmspec_plugins.world_models.ensemble_linear import EnsembleMLP
+from rwmspec_plugins.world_models.losses import LossTerms, bce_loss, bootstrap_indices, sampled_mse
+from rwmspec_runtime.world_model.protocol import LossSettings
 from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, Windows, applied_action_pairs
 from rwmspec_runtime.world_model.trainer import WorldModelTrainer
 
@@ -126,14 +128,9 @@ def sync(device: torch.device) -> None:
 # the upstream-style loss (baseline only): members in sequence, every member re-runs both bases on its resample
 # ---------------------------------------------------------------------------------------------------------------------
 def upstream_style_losses(
-    model: SystemDynamicsEnsemble,
-    windows: Windows,
-    *,
-    forecast_horizon: int,
-    generator: torch.Generator | None = None,
-    **_: object,
+    model: SystemDynamicsEnsemble, windows: Windows, settings: LossSettings, generator: torch.Generator | None = None
 ) -> LossTerms:
-    M, N, K = model.history_horizon, forecast_horizon, model.ensemble_size
+    M, N, K = model.history_horizon, settings.forecast_horizon, model.ensemble_size
     states, actions = applied_action_pairs(windows.state, windows.action)
     batch, device = states.shape[0], states.device
     boot = bootstrap_indices(K, batch, True, generator, device)
@@ -200,7 +197,7 @@ def time_training(ensemble: int, size: dict, device: torch.device, buffer: Repla
         for base in (model.state_base, model.auxiliary_base):
             base.sequence_cells = True
     if variant == "upstream_style":
-        trainer._loss_fn = upstream_style_losses
+        trainer._loss_fn = functools.partial(upstream_style_losses, model)
         for base in (model.state_base, model.auxiliary_base):
             base.single_step_cells = False  # upstream runs every step through the cuDNN sequence kernel
     g = torch.Generator(device=device).manual_seed(0)
@@ -247,14 +244,16 @@ def time_inference(num_envs: int, ensemble: int, steps: int, device: torch.devic
     S, A = DIMS["state_dim"], DIMS["action_dim"]
     g = torch.Generator(device=device).manual_seed(0)
     members = torch.randint(ensemble, (num_envs,), generator=g, device=device)
-    model.predict(torch.randn(num_envs, 32, S, device=device), torch.randn(num_envs, 32, A, device=device), members)
+    memory = model.warm_up(torch.randn(num_envs, 32, S, device=device), torch.randn(num_envs, 32, A, device=device))
     state, action = torch.randn(num_envs, S, device=device), torch.randn(num_envs, A, device=device)
     for _ in range(3):
-        state = model.predict(state, action, members).next_state
+        prediction, memory = model.step(state, action, memory, members)
+        state = prediction.next_state
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        state = model.predict(state, action, members).next_state
+        prediction, memory = model.step(state, action, memory, members)
+        state = prediction.next_state
     sync(device)
     seconds = time.perf_counter() - start
     return {

@@ -1,66 +1,27 @@
-"""`rwmspec run | eval | play | export`: the runtime's subcommands.
+"""`rwmspec run | eval | play | export`: the runtime's subcommands, as ``configure`` and handler functions.
 
-``rwmspec.cli`` (which must stay free of torch) forwards these subcommands' argv here: ``main(["run", ...])``.
-Each subcommand is one ``Command`` entry in ``COMMANDS``; later stages add theirs (``eval-model``) with
-``register_command`` instead of editing the parser.
+The runtime's plugin (``rwmspec_runtime.plugin``) registers each pair as a ``CommandDef``; ``rwmspec.cli`` builds the
+parser, imports these functions only when their command is invoked, and turns errors into exit codes for every
+command in one place: 0 success, 1 bad input (``SpecError``: spec, run directory or checkpoint problems, rendered as
+diagnostics without a traceback), 2 usage errors, 3 internal errors, 130 interrupted. A handler returns 0 or raises.
 
-Exit codes: 0 success, 1 bad input (spec, run directory or checkpoint problems, rendered as diagnostics without a
-traceback), 2 usage errors, 3 internal errors, 130 interrupted.
+Light module: the handlers import the training, evaluation and export code (torch, the simulator) when they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from rwmspec.diagnostics import Diagnostic, SpecError, render
-from rwmspec.manager import resolve
-
-
-@dataclass(frozen=True)
-class Command:
-    """One subcommand: its help line, how it adds its arguments, and the function that runs it."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    handler: Callable[[argparse.Namespace], int]
-    epilog: str = ""
-
-
-#: subcommand name -> Command, or its ``"module:attr"`` reference (imported when the parser is built)
-COMMANDS: dict[str, Command | str] = {}
-
-
-def register_command(name: str, command: Command | str) -> None:
-    """Add a subcommand, e.g. ``register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")``."""
-    COMMANDS[name] = command
+from rwmspec.cli import add_spec_inputs
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # run
 # ----------------------------------------------------------------------------------------------------------------
-def _configure_run(p: argparse.ArgumentParser) -> None:
+def configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="the experiment spec (TOML)")
-    p.add_argument(
-        "--overlay",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="overlay spec applied after SPEC, in order (repeatable)",
-    )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one value after the overlays, e.g. --set runner.max_iterations=10 (repeatable)",
-    )
+    add_spec_inputs(p)
     p.add_argument(
         "--runs-dir",
         type=Path,
@@ -118,13 +79,14 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Train the spec's stage, or continue a run."""
     from rwmspec_runtime.training import TrainRequest, train
 
     train(
         TrainRequest(
             spec=args.spec,
-            overlays=tuple(args.overlay),
+            overlays=tuple(Path(overlay) for overlay in args.overlay),
             sets=tuple(args.sets),
             runs_dir=args.runs_dir,
             resume=args.resume,
@@ -148,7 +110,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="latest", metavar="NAME", help="checkpoint file (default: latest)")
 
 
-def _configure_eval(p: argparse.ArgumentParser) -> None:
+def configure_eval(p: argparse.ArgumentParser) -> None:
     _add_run_arguments(p)
     p.add_argument(
         "--num-envs",
@@ -163,11 +125,13 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device of the policy (default: cpu)")
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from rwmspec_runtime.evaluation import evaluate, format_report
+def evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a run's policy in the real backend and print the report."""
+    from rwmspec_runtime.evaluation import evaluate as evaluate_run
+    from rwmspec_runtime.evaluation import format_report
     from rwmspec_runtime.rundir import RunDir
 
-    report = evaluate(
+    report = evaluate_run(
         RunDir(args.run),
         num_envs=args.num_envs,
         steps=args.steps,
@@ -179,7 +143,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_play(p: argparse.ArgumentParser) -> None:
+def configure_play(p: argparse.ArgumentParser) -> None:
     _add_run_arguments(p)
     p.add_argument("--video", type=Path, required=True, metavar="OUT.mp4", help="MP4 file to write")
     p.add_argument("--steps", type=int, default=500, help="policy steps to record (default: 500)")
@@ -188,11 +152,12 @@ def _configure_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed (default: the run's experiment.seed + 1)")
 
 
-def _play(args: argparse.Namespace) -> int:
-    from rwmspec_runtime.play import play
+def play(args: argparse.Namespace) -> int:
+    """Render a run's policy to an MP4 video."""
+    from rwmspec_runtime.play import play as play_run
     from rwmspec_runtime.rundir import RunDir
 
-    path = play(
+    path = play_run(
         RunDir(args.run),
         args.video,
         steps=args.steps,
@@ -205,7 +170,7 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_export(p: argparse.ArgumentParser) -> None:
+def configure_export(p: argparse.ArgumentParser) -> None:
     _add_run_arguments(p)
     p.add_argument(
         "--format",
@@ -216,100 +181,11 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: RUN/exported)")
 
 
-def _export(args: argparse.Namespace) -> int:
+def export(args: argparse.Namespace) -> int:
+    """Export a run's policy to TorchScript or ONNX."""
     from rwmspec_runtime.export import export_policy
     from rwmspec_runtime.rundir import RunDir
 
     path = export_policy(RunDir(args.run), args.format, checkpoint=args.checkpoint, out=args.out)
     print(f"wrote {path} (input layout: {path.with_name('policy.json')})")
     return 0
-
-
-register_command(
-    "run",
-    Command(
-        "train a spec (or continue a run)",
-        _configure_run,
-        _run,
-        "examples:\n"
-        "  rwmspec run specs/anymal_d_init.toml --overlay specs/overlays/cpu.toml\n"
-        "  rwmspec run specs/anymal_d_init.toml --resume                  # continue the newest run\n"
-        "  rwmspec run specs/anymal_d_finetune.toml --with-deps           # train init and pretrain first if needed\n",
-    ),
-)
-register_command("eval", Command("evaluate a run's policy in the real backend", _configure_eval, _eval))
-register_command("play", Command("render a run's policy to an MP4 video (headless)", _configure_play, _play))
-register_command("export", Command("export a run's policy to TorchScript or ONNX", _configure_export, _export))
-register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# entry point
-# ----------------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rwmspec", description="rwmspec runtime commands")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, entry in COMMANDS.items():
-        command = resolve(entry) if isinstance(entry, str) else entry
-        p = sub.add_parser(
-            name,
-            help=command.help,
-            description=command.help,
-            epilog=command.epilog or None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        command.configure(p)
-        p.set_defaults(handler=command.handler)
-    return parser
-
-
-def _sources(diags: Sequence[Diagnostic]) -> dict[str, str]:
-    out = {}
-    for d in diags:
-        if d.file and d.line is not None and d.file not in out and Path(d.file).is_file():
-            out[d.file] = Path(d.file).read_text(encoding="utf-8", errors="replace")
-    return out
-
-
-def report(error: SpecError, stream=None) -> None:
-    """Print a SpecError's diagnostics: the full form on a terminal, one line each otherwise."""
-    stream = stream or sys.stderr
-    tty = stream.isatty()
-    stream.write(
-        render(
-            error.diagnostics,
-            "full" if tty else "concise",
-            _sources(error.diagnostics),
-            color=tty and "NO_COLOR" not in os.environ,
-        )
-    )
-    stream.flush()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one runtime subcommand; ``argv`` starts with the subcommand name."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return int(exc.code or 0)
-    try:
-        return args.handler(args)
-    except SpecError as exc:
-        report(exc)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue a run with the resume command printed at its start", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("RWMSPEC_FULL_ERROR"):
-            raise
-        print(
-            f"internal error: {type(exc).__name__}: {exc}\n(set RWMSPEC_FULL_ERROR=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())

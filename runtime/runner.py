@@ -1,7 +1,7 @@
 """The generic training loop: every iteration runs the steps the plan lists, in order.
 
 Which steps run is data of the compiled plan (``plan.steps``, decided per stage by the compiler); the step objects
-come from ``rwmspec_runtime.steps.STEP_TABLE``. The runner owns what every stage shares: the rsl-rl-lib PPO
+come from the registered ``StepDef`` records (``rwmspec_runtime.steps.build_steps``). The runner owns what every stage shares: the rsl-rl-lib PPO
 algorithm, the env and its current observations, episode statistics, metrics, console output and checkpoints.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 import rwmspec
+from rwmspec.manager import Registry, get_registry
 from rwmspec.plan import Plan, plan_to_dict
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.episodes import EpisodeStats
@@ -25,7 +26,7 @@ from rwmspec_runtime.ppo import build_ppo
 from rwmspec_runtime.progress import Progress
 from rwmspec_runtime.rundir import CURVE_FILE, RunDir
 from rwmspec_runtime.seeding import rng_state, seed_everything, set_rng_state
-from rwmspec_runtime.steps import IterationContext, NonFiniteError, build_steps
+from rwmspec_runtime.steps import CollectRollout, IterationContext, NonFiniteError, build_steps
 
 #: checkpoint keys the runner writes itself; steps may not claim them
 RESERVED_KEYS = frozenset(checkpoints.RSL_RL_KEYS) | {"rwmspec"}
@@ -44,6 +45,7 @@ class Runner:
         log: Callable[[str], None] = print,
         console: str | None = None,
         references: Mapping[str, Path] | None = None,
+        registry: Registry | None = None,
     ) -> None:
         """
         :param env: an rsl-rl-lib 5.x VecEnv (``get_observations``, ``step``, ``num_envs``, ``num_actions``,
@@ -60,6 +62,8 @@ class Runner:
         self.log = log
         self.console_mode = console or plan.logging.console
         self.references = dict(references or {})
+        #: the installed plugins' records (steps, term kinds, architectures)
+        self.registry = registry if registry is not None else get_registry()
         seed_everything(plan.experiment.seed)
         self.obs = env.get_observations().to(device)
         self.episodes = EpisodeStats(env.num_envs, device)
@@ -70,6 +74,9 @@ class Runner:
         # steps first: a step may bring the env whose transitions PPO learns from (``imagine``)
         self.steps = build_steps(self)
         policy_env = next((s.policy_env for s in self.steps if s.policy_env is not None), env)
+        for step in self.steps:
+            if isinstance(step, CollectRollout):
+                step.feeds_policy = policy_env is env
         num_steps = plan.ppo.num_steps_per_env if policy_env is env else policy_env.num_steps_per_env
         self.alg = build_ppo(
             plan,

@@ -1,9 +1,10 @@
 """Runner steps: what one training iteration does, as data.
 
-A stage's plan lists its steps (``plan.steps``, e.g. ``("collect", "update_policy")`` for ``init``). The runner
-looks each name up in ``STEP_TABLE`` (name -> ``"module:Class"``, imported on first use), builds one object per
-step with ``Class(runner)`` and calls ``step.run(ctx)`` in plan order every iteration. Adding a step is adding a
-table entry (``register_step``), never subclassing the runner.
+A stage's plan lists its steps (``plan.steps``, e.g. ``("collect", "update_policy")`` for ``init``; the stage's
+``StageDef`` decides them). The runner looks each name up among the registered ``StepDef`` records (hook
+``rwmspec_runner_steps``: name -> ``"module:Class"``, imported on first use), builds one object per step with
+``Class(runner)`` and calls ``step.run(ctx)`` in plan order every iteration. Adding a step is registering a
+``StepDef`` from any plugin, never subclassing the runner or editing the runtime.
 
 A step object:
 
@@ -22,8 +23,8 @@ A step object:
 - ``policy_env``: None, or an env (``num_envs``, ``num_steps_per_env``, ``get_observations()``) whose transitions
   fill PPO's rollout storage instead of the real env's; the runner sizes PPO's storage for it (the ``imagine`` step's
   imagination env). At most one step of a plan sets it. ``runner.alg`` exists only after all steps are built.
-- ``prepare(plan)`` (class method): process-wide setup before the env exists (e.g. choosing an OpenGL backend,
-  which must happen before mujoco is imported); nothing by default.
+- ``renders(plan)`` (class method): whether the step draws pictures of the env (visualize's video); the env is
+  then made for rendering (``make_env(..., render=True)``, before the simulator loads). False by default.
 - A step that leaves PPO's storage unfilled in an iteration (e.g. world-model warm-up) sets
   ``ctx.scratch["skip_policy_update"] = True``; ``update_policy`` then does nothing.
 """
@@ -37,7 +38,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from tensordict import TensorDict
 
-from rwmspec.manager import resolve
+from rwmspec.manager import Registry, resolve
+from rwmspec.plan import Plan
 from rwmspec_runtime.errors import runtime_error
 
 if TYPE_CHECKING:
@@ -77,9 +79,9 @@ class Step:
         self.runner = runner
 
     @classmethod
-    def prepare(cls, plan: Any) -> None:
-        """Process-wide setup before the env is made; nothing by default."""
-        return None
+    def renders(cls, plan: Plan) -> bool:
+        """Whether this step renders the env in ``plan`` (see the module docstring)."""
+        return False
 
     def run(self, ctx: IterationContext) -> None:
         raise NotImplementedError(f"step {type(self).__name__} must implement run(ctx)")
@@ -119,7 +121,9 @@ class CollectRollout(Step):
     def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
         self.num_steps = runner.plan.ppo.num_steps_per_env
-        self.feeds_policy = "imagine" not in runner.plan.steps
+        #: whether PPO learns from this rollout: unless another step brings the env PPO learns from (``imagine``'s
+        #: imagination env), known once every step is built
+        self.feeds_policy = True
         self.check_nan = runner.plan.runner.check_for_nan
 
     def run(self, ctx: IterationContext) -> None:
@@ -165,38 +169,28 @@ class UpdatePolicy(Step):
         ctx.metrics["Policy/mean_std"] = alg.get_policy().output_std.mean().item()
 
 
-#: step name -> ``"module:Class"`` (imported when a plan uses the step).
-STEP_TABLE: dict[str, str | type[Step]] = {
-    "collect": "rwmspec_runtime.steps:CollectRollout",
-    "update_policy": "rwmspec_runtime.steps:UpdatePolicy",
-    "store_transitions": "rwmspec_runtime.world_model.steps:StoreTransitions",
-    "update_world_model": "rwmspec_runtime.world_model.steps:UpdateWorldModel",
-    "imagine": "rwmspec_runtime.imagination.step:Imagine",
-    "visualize": "rwmspec_runtime.visualize:Visualize",
-}
-
-
-def register_step(name: str, step: str | type[Step]) -> None:
-    """Make ``name`` available to plans: ``step`` is a Step class or its ``"module:Class"`` reference."""
-    STEP_TABLE[name] = step
-
-
-def step_classes(plan: Any) -> list[type[Step]]:
-    """The Step class of each of ``plan.steps``, in order; a name without a table entry is an RWM508 error listing
+def step_classes(plan: Plan, registry: Registry) -> list[type[Step]]:
+    """The Step class of each of ``plan.steps``, in order; a name no plugin registers is an RWM508 error listing
     the known ones."""
-    unknown = [n for n in plan.steps if n not in STEP_TABLE]
+    unknown = [n for n in plan.steps if n not in registry.steps]
     if unknown:
-        known = ", ".join(sorted(STEP_TABLE))
+        known = ", ".join(sorted(registry.steps))
         raise runtime_error(
             "RWM508",
             f"the plan of stage '{plan.experiment.stage}' runs step(s) {', '.join(map(repr, unknown))} that "
-            f"this runtime does not provide (available steps: {known})",
+            f"no installed plugin provides (available steps: {known})",
             file=plan.spec_file,
-            hint="update rwmspec, or install the package that registers these steps",
+            hint="install the plugin that registers these steps (hook rwmspec_runner_steps)",
         )
-    return [resolve(STEP_TABLE[n]) if isinstance(STEP_TABLE[n], str) else STEP_TABLE[n] for n in plan.steps]
+    classes = []
+    for name in plan.steps:
+        cls = resolve(registry.steps[name].step)
+        if not (isinstance(cls, type) and issubclass(cls, Step)):
+            raise TypeError(f"runner step {name!r}: {registry.steps[name].step} is not a Step subclass")
+        classes.append(cls)
+    return classes
 
 
 def build_steps(runner: Runner) -> list[Step]:
     """One step object per name of ``runner.plan.steps``, in order."""
-    return [cls(runner) for cls in step_classes(runner.plan)]
+    return [cls(runner) for cls in step_classes(runner.plan, runner.registry)]

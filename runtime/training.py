@@ -94,23 +94,33 @@ def compile_spec(spec: Path, overlays: Sequence[Path] = (), sets: Sequence[str] 
     """The plan of a spec (raising ``SpecError`` with every diagnostic on bad input) and its resolved TOML."""
     from rwmspec import api
 
-    result = api.load_and_compile(spec, overlays=list(overlays), sets=list(sets))
+    # a spec that is run is a whole spec, wherever it lies: check it as one (a fragment's missing keys are errors)
+    result = api.load_and_compile(spec, overlays=list(overlays), sets=list(sets), fragment=False)
     if result.plan is None or any(d.severity == "error" for d in result.diagnostics):
         raise SpecError(result.diagnostics)
     return result.plan, api.resolved_toml(result.spec)
 
 
-def make_env(plan: Plan, registry: Registry, *, device: str, num_envs: int | None = None):
-    """The plan's backend env (rsl-rl-lib VecEnv)."""
+def make_env(plan: Plan, registry: Registry, *, device: str, num_envs: int | None = None, render: bool = False):
+    """The plan's backend env (rsl-rl-lib VecEnv), made from the artifacts its backend compiles.
+
+    The one path from plan to env: ``compile_backend`` (which reports missing modules as RWM401 and an unknown
+    backend as RWM205) produces exactly what `rwmspec compile --out` shows, and the backend's ``make_env`` builds the
+    env from those artifacts. ``render``: the env will draw pictures (``rwmspec_runtime.rendering``).
+    """
+    from rwmspec.compile import compile_backend
+
     backend = registry.backends.get(plan.sim.backend)
-    if backend is None or backend.make_env is None:
+    if backend is not None and backend.make_env is None:
         raise runtime_error(
             "RWM401",
-            f"backend {plan.sim.backend!r} cannot make environments here",
+            f"backend {plan.sim.backend!r} only compiles configs; it cannot make environments",
             file=plan.spec_file,
             hint='use backend.name = "embedded" to train on this machine',
         )
-    return resolve(backend.make_env)(plan, registry, device=device, num_envs=num_envs)
+    artifacts = compile_backend(plan, registry)
+    assert backend is not None and backend.make_env is not None  # compile_backend refused unknown backends
+    return resolve(backend.make_env)(plan, artifacts, registry, device=device, num_envs=num_envs, render=render)
 
 
 def _resolve_references(request: TrainRequest, plan: Plan, root: Path, log: Callable[[str], None]) -> dict[str, Path]:
@@ -214,13 +224,21 @@ def train(request: TrainRequest, *, log: Callable[[str], None] = print) -> RunDi
     from rwmspec_runtime.runner import Runner
     from rwmspec_runtime.steps import step_classes
 
-    for step in step_classes(plan):
-        step.prepare(plan)
     registry = get_registry()
+    render = any(step.renders(plan) for step in step_classes(plan, registry))
     seed_everything(plan.experiment.seed)
-    env = make_env(plan, registry, device=plan.sim.device)
+    env = make_env(plan, registry, device=plan.sim.device, render=render)
     try:
-        runner = Runner(plan, env, run, device=plan.sim.device, log=log, console=request.console, references=references)
+        runner = Runner(
+            plan,
+            env,
+            run,
+            device=plan.sim.device,
+            log=log,
+            console=request.console,
+            references=references,
+            registry=registry,
+        )
         if checkpoint_path is not None:
             runner.restore(checkpoints.load_checkpoint(checkpoint_path, map_location=plan.sim.device))
         elif "runner.policy_from" in references:

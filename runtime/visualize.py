@@ -7,49 +7,33 @@ from its own previous prediction and the action the policy took in the *real* en
 its twin is re-synchronised to the real state after the reset (memory rows cleared).
 
 Outputs in ``RUN/visualize/``: ``<block>.png`` per system_state block (env 0, real solid, imagined dashed),
-``error.png`` (relative L1 error per step, all envs) and ``visualize.mp4`` (real robot left, twin right). The
-twin's state has no position or yaw; the video integrates them from the twin's predicted base velocities, and takes
-its height from the real robot. Metrics ``Visualize/autoregressive_error[/<block>]`` go to the run's writers.
+``error.png`` (relative L1 error per step, all envs) and ``visualize.mp4`` (real robot left, twin right, drawn by
+the backend's ``TwinRenderer``; the embedded one integrates the twin's position and yaw from its predicted base
+velocities and takes its height from the real robot). Metrics ``Visualize/autoregressive_error[/<block>]`` go to the run's writers.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from rwmspec.plan import Plan
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.errors import runtime_error
+from rwmspec_runtime.rendering import make_renderer, mp4_writer
 from rwmspec_runtime.steps import IterationContext, Step
 from rwmspec_runtime.world_model.evaluation import relative_error, state_block_slices
 from rwmspec_runtime.world_model.system import WorldModelSystem
 
+if TYPE_CHECKING:
+    from rwmspec_runtime.runner import Runner
+
 OUTPUT_DIR = "visualize"
 VIDEO_FILE = "visualize.mp4"
-
-
-def twin_pose(
-    position: np.ndarray, yaw: float, lin_vel_b: np.ndarray, yaw_rate: float, gravity_b: np.ndarray, dt: float
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """Advance an imagined base pose by one control step: ``(position [3], yaw, quaternion wxyz [4])``.
-
-    Roll and pitch come from the predicted gravity direction ``g_b = R^T (0, 0, -1)`` of ``R = Rz Ry Rx``, so
-    ``g_b = (sin p, -sin r cos p, -cos r cos p)``; yaw and the horizontal position integrate the predicted rates.
-    """
-    from rwmspec_plugins.embedded.rotations import from_euler_xyz
-
-    pitch = math.asin(float(np.clip(gravity_b[0], -1.0, 1.0)))
-    roll = math.atan2(-float(gravity_b[1]), -float(gravity_b[2]))
-    yaw = yaw + float(yaw_rate) * dt
-    c, s = math.cos(yaw), math.sin(yaw)
-    position = position.copy()
-    position[0] += (c * lin_vel_b[0] - s * lin_vel_b[1]) * dt
-    position[1] += (s * lin_vel_b[0] + c * lin_vel_b[1]) * dt
-    quat = from_euler_xyz(np.array(roll), np.array(pitch), np.array(yaw))
-    return position, yaw, quat
 
 
 class Visualize(Step):
@@ -58,7 +42,7 @@ class Visualize(Step):
     name = "visualize"
     timing = "collection"
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
         plan = runner.plan
         source = runner.references.get("runner.world_model_from")
@@ -69,18 +53,15 @@ class Visualize(Step):
                 file=plan.spec_file,
                 hint='e.g. world_model_from = { spec = "anymal_d_finetune.toml" }',
             )
-        self.system = WorldModelSystem(plan, runner.env.num_envs, runner.device)
+        self.system = WorldModelSystem(plan, runner.env.num_envs, runner.device, registry=runner.registry)
         self.system.load_state_dict(
             checkpoints.load_checkpoint(source, map_location=runner.device), optimizer=False, path=source
         )
         self.blocks = state_block_slices(plan.observations["system_state"])
 
     @classmethod
-    def prepare(cls, plan: Any) -> None:
-        if plan.visualize.video:
-            from rwmspec_runtime.play import choose_gl_backend
-
-            choose_gl_backend()  # must precede the env's mujoco import
+    def renders(cls, plan: Plan) -> bool:
+        return bool(plan.visualize.video)
 
     def run(self, ctx: IterationContext) -> None:
         if ctx.iteration > 0:
@@ -94,9 +75,7 @@ class Visualize(Step):
             commands.resampling_time_range_s = (vis.command_resample_s, vis.command_resample_s)
         env.episode_length_buf = torch.zeros_like(env.episode_length_buf)  # no time-out inside the pass
         if vis.video:
-            from rwmspec_runtime.play import TwinCamera, mp4_writer
-
-            camera = TwinCamera(env, plan.robot.base_body)
+            camera = make_renderer(env, 480, 360, twin=True)
             try:
                 with mp4_writer(out_dir / VIDEO_FILE, plan.sim.control_dt) as append:
                     real, twin = self._roll(env, camera, append)
@@ -133,7 +112,7 @@ class Visualize(Step):
         real_states, actions, twin_states = [], [], []
         state = normalizer.entry(obs.select(*groups)).state
         twin_next = None
-        pose = None
+        memory = None
         for k in range(M + steps):
             action = actor(obs)
             real_states.append(state)
@@ -142,13 +121,18 @@ class Visualize(Step):
                 twin_states.append(state)
             else:
                 twin_states.append(twin_next)
-            if k == M - 1:  # warm the twin up on the whole real context
-                model.init_memory(n)
-                twin_next = model.predict(torch.stack(real_states, 1), torch.stack(actions, 1)).next_state
+            if k == M - 1:  # warm the twin up on the real context, then predict from its last pair
+                context_states, context_actions = torch.stack(real_states, 1), torch.stack(actions, 1)
+                memory = (
+                    model.warm_up(context_states[:, :-1], context_actions[:, :-1]) if M > 1 else model.initial_memory(n)
+                )
+                prediction, memory = model.step(state, actions[-1], memory)
+                twin_next = prediction.next_state
                 if camera is not None:
-                    pose = camera.real_pose()
+                    camera.start()
             elif k >= M:
-                twin_next = model.predict(twin_states[-1], actions[-1]).next_state
+                prediction, memory = model.step(twin_states[-1], actions[-1], memory)
+                twin_next = prediction.next_state
             obs, _, dones, extras = env.step(action.to(env.device))
             obs = obs.to(runner.device)
             dones = dones.to(runner.device).bool()
@@ -156,18 +140,12 @@ class Visualize(Step):
             if k >= M - 1 and bool(dones.any()):
                 # the real env restarted: its twin restarts from the new real state with an empty memory
                 ids = dones.nonzero().squeeze(-1)
-                model.reset(ids)
+                memory = model.write_memory_rows(memory, ids, model.initial_memory(ids.numel()))
                 twin_next = twin_next.clone()
                 twin_next[ids] = state[ids]
             if camera is not None and k >= M - 1 and k < M + steps - 1:
-                pose = camera.twin_pose(
-                    pose,
-                    normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy(),
-                    self.blocks,
-                    dt,
-                    reset=bool(dones[0]),
-                )
-                append_frame(camera.side_by_side(pose))
+                twin_row = normalizer.denormalize_state(twin_next[:1])[0].cpu().numpy()
+                append_frame(camera.side_by_side(twin_row, dt, reset=bool(dones[0])))
         runner.obs = obs
         return torch.stack(real_states, 1), torch.stack(twin_states, 1)
 

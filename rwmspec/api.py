@@ -3,7 +3,9 @@
 ``load_and_compile`` never raises for bad input; every problem is a located ``Diagnostic`` in the result. When the
 spec has structural errors, the checks and the compiler still run on the partial spec (offending values replaced
 by defaults) so that one call reports everything; their findings below a removed value are dropped as
-consequences.
+consequences. Each rule has one owner among the three steps, so nothing is reported twice and nothing is merged.
+
+``check_spec`` runs the same steps on a ``Spec`` built in Python (path-only diagnostics, no file).
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from rwmspec.compile import compile_plan
-from rwmspec.diagnostics import Diagnostic, dedupe, has_errors, sort_key
+from rwmspec.diagnostics import Diagnostic, has_errors, sort_key
 from rwmspec.plan import Plan
 from rwmspec.spec.checks import run_checks
 from rwmspec.spec.load import KeyPath, LoadedSpec, load_spec, resolved_dict
 from rwmspec.spec.model import Spec
+from rwmspec.spec.structure import structure_spec
+
+if TYPE_CHECKING:
+    from rwmspec.manager import Registry
 
 #: in a fragment, these describe what other files supply, not problems of the fragment itself
 _FRAGMENT_IGNORED = ("RWM102", "RWM207", "RWM211")
@@ -72,7 +78,7 @@ def load_and_compile(
     path: str | os.PathLike,
     overlays: Sequence[str | os.PathLike] = (),
     sets: Sequence[str] = (),
-    registry: Any = None,
+    registry: Registry | None = None,
     *,
     fragment: bool | None = None,
 ) -> Result:
@@ -91,17 +97,37 @@ def load_and_compile(
     target = loaded.spec or loaded.partial
     plan = None
     if target is not None:
-        found = run_checks(target, registry)
-        candidate, compiled = compile_plan(target, registry, spec_file=Path(path))
-        found += compiled
+        candidate, found = _check_and_compile(target, registry, Path(path))
         found = [d for d in found if not _under(tuple(d.path), loaded.removed)]
-        diags = dedupe(diags + loaded.locate_all(found))
+        diags += loaded.locate_all(found)
         if loaded.spec is not None and not has_errors(diags):
             plan = candidate
     if loaded.fragment:
         diags = _fragment_filter(loaded, diags)
         plan = None
     return Result(loaded.spec, plan, sorted(diags, key=sort_key), loaded)
+
+
+def _check_and_compile(spec: Spec, registry: Registry, spec_file: Path) -> tuple[Plan | None, list[Diagnostic]]:
+    plan, compiled = compile_plan(spec, registry, spec_file=spec_file)
+    return plan, run_checks(spec, registry) + compiled
+
+
+def check_spec(spec: Spec, registry: Registry, *, spec_file: str | os.PathLike) -> tuple[Plan | None, list[Diagnostic]]:
+    """Every step of ``load_and_compile`` but loading, for a spec built in Python: its tables are written out as a
+    user would write them and structured again, then checked and compiled.
+
+    :param spec_file: where the spec would live; run references resolve relative to its folder.
+    :return: the Plan (None on any error) and every diagnostic, each with its key path only.
+    """
+    structured = structure_spec(resolved_dict(spec), registry)
+    found = [rp.diagnostic for rp in structured.problems]
+    target = structured.spec or structured.partial
+    if target is None:
+        return None, found
+    plan, more = _check_and_compile(target, registry, Path(spec_file))
+    found += [d for d in more if not _under(tuple(d.path), structured.removed)]
+    return (plan if structured.spec is not None and not has_errors(found) else None), found
 
 
 # ----------------------------------------------------------------------------------------------------------------------

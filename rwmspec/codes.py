@@ -92,7 +92,7 @@ CODES: dict[str, Code] = {
         "Value not one of the allowed choices",
         "A value must be one of a fixed set of strings.",
         "Choices select behaviour; an unknown one has no meaning.",
-        '[experiment]\nstage = "pre-train"',
+        '[policy]\nactivation = "eluu"',
         "Use one of the listed choices.",
     ),
     # ---------------------------------------------------------------------------------------------------- RWM2xx
@@ -142,7 +142,8 @@ CODES: dict[str, Code] = {
     "RWM207": Code(
         "Observation group missing or unknown for this stage",
         "A group the stage needs is absent or has no terms, a policy/critic input names a group that does not "
-        "exist, or a `system_*` group has an unknown name.",
+        "exist, a `system_*` group has an unknown name, or a term of `system_contact`/`system_termination` is not "
+        "a contact kind naming a contact group of the robot.",
         "World-model stages read `system_state` and `system_action`; actor and critic read the groups they name.",
         '[policy]\nactor_observations = ["polcy"]',
         "Add the group under `[observations.<group>.terms.<term>]` or fix the group name.",
@@ -165,7 +166,8 @@ CODES: dict[str, Code] = {
     "RWM210": Code(
         "Inconsistent sizes or horizons",
         "Sizes or horizons that must agree do not (recurrent layers of different widths, a replay buffer shorter "
-        "than one training window, an evaluation shorter than the history).",
+        "than one training window, an evaluation shorter than the history, imagined and real steps per iteration "
+        "that differ while `imagination.real_data_share > 0`).",
         "Such combinations fail with shape errors or empty batches during training.",
         '[world_model]\narchitecture = "gru"\nbase_hidden = [256, 128]',
         "Make the sizes agree as the message says.",
@@ -192,6 +194,48 @@ CODES: dict[str, Code] = {
         "Options are typed by the plugin that reads them.",
         "[backend.options]\nnum_thread = 4",
         "Use the option names and types the message lists.",
+    ),
+    "RWM214": Code(
+        "Unknown stage",
+        "`experiment.stage` is not a stage any installed plugin registers (the runtime registers `init`, "
+        "`pretrain`, `finetune` and `visualize`).",
+        "The stage's record lists the runner steps of each iteration and what the spec must provide for them.",
+        '[experiment]\nstage = "pre-train"',
+        "Use one of the installed stages the message lists, or install the plugin that provides the stage.",
+    ),
+    "RWM215": Code(
+        "Imagination cannot turn the world model's groups back into state",
+        "In a stage that learns in imagination, a `system_state` term has a kind that reproduces no view field "
+        "(or cannot be inverted), two `system_state` terms describe the same view field, a term's width differs "
+        "from its view field's, or one contact group appears with different widths in `system_contact` and "
+        "`system_termination`.",
+        "Imagination rebuilds the state the rewards and observations read from the predicted columns of each term; "
+        "each view field must come from exactly one term of matching width, each contact group from one width.",
+        '[experiment]\nstage = "finetune"\n\n[observations.system_state.terms.base_lin_vel]\n'
+        'kind = "generated_commands"   # 3 columns, but a command, not a state',
+        "Keep in `system_state` only terms whose kind reproduces one view field (`rwmspec list terms`), one per "
+        "field, and observe each contact group with one set of bodies.",
+    ),
+    "RWM216": Code(
+        "Imagined term reads state the world model does not predict",
+        "In a stage that learns in imagination, a reward with a non-zero weight or a term of an actor/critic "
+        "observation group reads a view field that no `system_state` term predicts, or a contact group that "
+        "neither `system_contact` nor `system_termination` predicts, or has a kind without a torch implementation; "
+        "or `imagination.push_interval_range` is set without a `system_state` term for the base velocity it pushes.",
+        "Imagination computes rewards and observations from the world model's predictions only; what is not "
+        "predicted has no value there.",
+        "[rewards.joint_torques_l2]\nweight = -2.5e-5   # system_state has no joint_effort term",
+        "Add the missing term to `[observations.system_state]` (or `system_contact`), set the reward's weight to "
+        "0, or remove `push_interval_range`.",
+    ),
+    "RWM217": Code(
+        "Name reserved by imagination",
+        "A reward table is named `uncertainty_penalty` while `imagination.uncertainty_penalty_weight > 0`.",
+        "Imagination logs its uncertainty penalty as a reward term of that name; a reward of the same name would "
+        "be mixed up with it in the logs and the episode sums.",
+        '[rewards.uncertainty_penalty]\nkind = "action_rate_l2"\nweight = -0.01\n\n'
+        "[imagination]\nuncertainty_penalty_weight = 1.0",
+        "Rename the reward table.",
     ),
     # ---------------------------------------------------------------------------------------------------- RWM3xx
     "RWM301": Code(

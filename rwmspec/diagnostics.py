@@ -10,16 +10,24 @@ Formats (``render(diags, fmt, sources)``):
 * ``full``: a ruff/rustc-style block with the source line, a caret under the value, ``= help:`` and ``= note:``.
 * ``json``: a list of records.
 * ``github``: GitHub Actions workflow commands (``::error file=..,line=..,col=..,title=rwmspec (RWM103)::msg``).
+
+The wording helpers every part of rwmspec shares live here too, so that a message reads the same wherever it comes
+from: ``did_you_mean`` / ``suggest`` / ``list_choices`` for misspelt names, ``root_cause`` for the exception a
+failure message should name.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from rwmspec.manager import Registry
 
 Severity = Literal["error", "warning"]
 FORMATS = ("full", "concise", "json", "github")
@@ -98,17 +106,39 @@ def sort_key(d: Diagnostic) -> tuple:
     )
 
 
-def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Drop repeats of the same code at the same path (two passes may find the same problem)."""
-    seen: set[tuple] = set()
-    out = []
-    for d in diags:
-        key = (d.code, d.path, d.severity, d.file if not d.path else None, d.message if not d.path else None)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(d)
-    return out
+def suggest(name: str, choices: Iterable[str]) -> str | None:
+    """The closest choice to a misspelt name, if any is close (the one did-you-mean rule of rwmspec)."""
+    found = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when a choice is close to ``name``, else ``""``: appended to a message."""
+    close = suggest(name, choices)
+    return f"; did you mean '{close}'?" if close else ""
+
+
+def list_choices(choices: Iterable[str], limit: int = 16) -> str:
+    """Choices for a hint, shortened after ``limit`` names so that a large registry keeps the line readable."""
+    names = [str(c) for c in choices]
+    if not names:
+        return "(none)"
+    if len(names) > limit:
+        return ", ".join(names[:limit]) + f", ... ({len(names) - limit} more)"
+    return ", ".join(names)
+
+
+def failed_plugins(registry: Registry) -> str:
+    """A note for hints about missing names: the plugins that failed to load may be the ones that provide them."""
+    failed = [p.name for p in getattr(registry, "plugins", ()) if p.error]
+    return f"; plugin(s) {', '.join(map(repr, failed))} failed to load (see `rwmspec plugins`)" if failed else ""
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain: what a plugin's failure message should name, not its wrapper."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,19 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from rwmspec.types import ArchitectureDef, BackendDef, CheckDef, RobotDef, TermKind
+    from rwmspec.types import (
+        ArchitectureDef,
+        BackendDef,
+        CheckDef,
+        CommandDef,
+        RobotAsset,
+        RobotDef,
+        StageDef,
+        StepDef,
+        TermBinding,
+        TermKind,
+        ViewField,
+    )
 
 hookspec = pluggy.HookspecMarker("rwmspec")
 
@@ -46,10 +58,37 @@ def rwmspec_robots() -> Iterable[RobotDef]:
 
 
 @hookspec
+def rwmspec_robot_assets() -> Iterable[RobotAsset]:
+    """What a backend needs to simulate a robot (a model file, an articulation factory), per backend.
+
+    The robot's own plugin usually supplies them; a backend plugin may supply assets for robots it knows, and a
+    third party may bridge a robot to a backend neither knows.
+
+    :return: ``RobotAsset`` records; ``(robot, backend)`` must be unique across all plugins.
+    """
+
+
+@hookspec
+def rwmspec_view_fields() -> Iterable[ViewField]:
+    """Named state quantities that term functions read (``StateView`` fields), with their widths.
+
+    :return: ``ViewField`` records; names must be unique across all plugins.
+    """
+
+
+@hookspec
 def rwmspec_term_kinds() -> Iterable[TermKind]:
     """MDP term kinds (observations, rewards, terminations, events, commands, actions) with typed params.
 
     :return: ``TermKind`` records; ``(category, name)`` must be unique across all plugins.
+    """
+
+
+@hookspec
+def rwmspec_term_bindings() -> Iterable[TermBinding]:
+    """A backend's own implementations of term kinds (e.g. Isaac Lab ``mdp`` functions).
+
+    :return: ``TermBinding`` records; ``(backend, category, kind)`` must be unique across all plugins.
     """
 
 
@@ -66,6 +105,30 @@ def rwmspec_world_model_architectures() -> Iterable[ArchitectureDef]:
     """World-model base architectures (e.g. ``gru``, ``lstm``, ``mlp``, or a transformer).
 
     :return: ``ArchitectureDef`` records.
+    """
+
+
+@hookspec
+def rwmspec_runner_steps() -> Iterable[StepDef]:
+    """Runner steps (``collect``, ``update_policy``, ``imagine``, ...) that stages list by name.
+
+    :return: ``StepDef`` records.
+    """
+
+
+@hookspec
+def rwmspec_stages() -> Iterable[StageDef]:
+    """Pipeline stages (``init``, ``pretrain``, ``finetune``, ``visualize``, ...): their steps and requirements.
+
+    :return: ``StageDef`` records; a spec's ``experiment.stage`` must name one.
+    """
+
+
+@hookspec
+def rwmspec_commands() -> Iterable[CommandDef]:
+    """``rwmspec`` subcommands beyond the compiler's own (the runtime adds ``run``, ``eval``, ``play``, ...).
+
+    :return: ``CommandDef`` records; a name must not shadow a built-in command.
     """
 
 

@@ -7,7 +7,6 @@ keep working.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from collections.abc import Iterable
@@ -18,7 +17,20 @@ import attrs
 import pluggy
 
 from rwmspec import hookspecs
-from rwmspec.types import ArchitectureDef, BackendDef, CheckDef, RobotDef, TermKind
+from rwmspec.diagnostics import root_cause, suggest
+from rwmspec.types import (
+    ArchitectureDef,
+    BackendDef,
+    CheckDef,
+    CommandDef,
+    RobotAsset,
+    RobotDef,
+    StageDef,
+    StepDef,
+    TermBinding,
+    TermKind,
+    ViewField,
+)
 
 GROUP = "rwmspec"
 
@@ -53,9 +65,18 @@ class Registry:
     """Everything the installed plugins registered, keyed by name."""
 
     robots: dict[str, RobotDef] = attrs.field(factory=dict)
+    #: (robot, backend) -> asset
+    assets: dict[tuple[str, str], RobotAsset] = attrs.field(factory=dict)
+    view_fields: dict[str, ViewField] = attrs.field(factory=dict)
+    #: (category, kind) -> term kind
     term_kinds: dict[tuple[str, str], TermKind] = attrs.field(factory=dict)
+    #: (backend, category, kind) -> the backend's own implementation
+    bindings: dict[tuple[str, str, str], TermBinding] = attrs.field(factory=dict)
     backends: dict[str, BackendDef] = attrs.field(factory=dict)
     architectures: dict[str, ArchitectureDef] = attrs.field(factory=dict)
+    steps: dict[str, StepDef] = attrs.field(factory=dict)
+    stages: dict[str, StageDef] = attrs.field(factory=dict)
+    commands: dict[str, CommandDef] = attrs.field(factory=dict)
     checks: dict[str, CheckDef] = attrs.field(factory=dict)
     plugins: list[PluginInfo] = attrs.field(factory=list)
     problems: list[PluginProblem] = attrs.field(factory=list)
@@ -65,11 +86,13 @@ class Registry:
     def kinds(self, category: str) -> dict[str, TermKind]:
         return {name: k for (cat, name), k in self.term_kinds.items() if cat == category}
 
+    def asset(self, robot: str, backend: str) -> RobotAsset | None:
+        """The asset ``backend`` simulates ``robot`` with, if a plugin supplies one."""
+        return self.assets.get((robot, backend))
 
-def _root_cause(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc
+    def binding(self, backend: str, category: str, kind: str) -> TermBinding | None:
+        """``backend``'s own implementation of the term kind, if a plugin supplies one."""
+        return self.bindings.get((backend, category, kind))
 
 
 def _dist_of(ep: EntryPoint) -> tuple[str, str]:
@@ -102,7 +125,7 @@ def make_plugin_manager(
         try:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must not take the others down
-            root = _root_cause(exc)
+            root = root_cause(exc)
             msg = f"{type(root).__name__}: {root}"
             infos.append(PluginInfo(ep.name, ep.value, dist, version, error=msg))
             problems.append(
@@ -130,12 +153,12 @@ def _register(pm, module, name, dist, version, infos, problems) -> None:
     known = sorted(h.name for h in callers if h.spec is not None)
     for unknown in sorted(h.name for h in callers if h.spec is None):
         # pluggy keeps implementations of hooks it has no spec for and never calls them: a typo would go unnoticed
-        close = difflib.get_close_matches(unknown, _HOOK_NAMES, n=1)
+        close = suggest(unknown, _HOOK_NAMES)
         problems.append(
             PluginProblem(
                 "RWM302",
                 f"plugin '{name}' ({dist} {version}) implements unknown hook {unknown}()"
-                + (f"; did you mean {close[0]}()?" if close else ""),
+                + (f"; did you mean {close}()?" if close else ""),
                 f"hooks are listed in docs/plugins.md: {', '.join(_HOOK_NAMES)}",
             )
         )
@@ -146,9 +169,15 @@ _HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("rwmspec_"))
 
 _HOOKS = (
     ("rwmspec_robots", "robots", RobotDef, lambda r: r.name, "robot"),
+    ("rwmspec_robot_assets", "assets", RobotAsset, lambda r: (r.robot, r.backend), "robot asset"),
+    ("rwmspec_view_fields", "view_fields", ViewField, lambda r: r.name, "view field"),
     ("rwmspec_term_kinds", "term_kinds", TermKind, lambda r: (r.category, r.name), "term kind"),
+    ("rwmspec_term_bindings", "bindings", TermBinding, lambda r: (r.backend, r.category, r.kind), "term binding"),
     ("rwmspec_backends", "backends", BackendDef, lambda r: r.name, "backend"),
     ("rwmspec_world_model_architectures", "architectures", ArchitectureDef, lambda r: r.name, "architecture"),
+    ("rwmspec_runner_steps", "steps", StepDef, lambda r: r.name, "runner step"),
+    ("rwmspec_stages", "stages", StageDef, lambda r: r.name, "stage"),
+    ("rwmspec_commands", "commands", CommandDef, lambda r: r.name, "command"),
     ("rwmspec_checks", "checks", CheckDef, lambda r: r.name, "check"),
 )
 
@@ -165,7 +194,7 @@ def build_registry(extra_plugins: Iterable[tuple[str, Any]] = (), *, load_entry_
             try:
                 records = list(impl.function() or ())
             except Exception as exc:
-                root = _root_cause(exc)
+                root = root_cause(exc)
                 problems.append(
                     PluginProblem("RWM303", f"plugin {provider} raised in {hook_name}(): {type(root).__name__}: {root}")
                 )
@@ -182,7 +211,7 @@ def build_registry(extra_plugins: Iterable[tuple[str, Any]] = (), *, load_entry_
                     )
                     continue
                 key = key_of(record)
-                shown = key if isinstance(key, str) else f"{key[0]} '{key[1]}'"
+                shown = key if isinstance(key, str) else f"{'/'.join(key[:-1])} '{key[-1]}'"
                 if key in table:
                     problems.append(
                         PluginProblem(

@@ -29,16 +29,7 @@ from rwmspec.spec.model import (
     VisualizeSpec,
     WorldModelTrainSpec,
 )
-
-#: The steps a generic runner iteration can run; which ones run is decided per stage by the compiler.
-STEPS = ("collect", "store_transitions", "update_world_model", "imagine", "update_policy", "visualize")
-
-STAGE_STEPS: dict[str, tuple[str, ...]] = {
-    "init": ("collect", "update_policy"),
-    "pretrain": ("collect", "store_transitions", "update_world_model", "update_policy"),
-    "finetune": ("collect", "store_transitions", "update_world_model", "imagine", "update_policy"),
-    "visualize": ("visualize",),
-}
+from rwmspec.types import ActuatorDef
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +109,8 @@ class RobotPlan:
     #: taken from the spec's contact terms (the compiler rejects disagreeing thresholds)
     contact_thresholds: dict[str, float] = attrs.field(factory=dict)
     base_body: str
+    #: the robot's actuator with its ``[robot.options]`` applied by the robot plugin (``RobotDef.apply_options``)
+    actuator: ActuatorDef | None = None
 
 
 @attrs.frozen(kw_only=True)

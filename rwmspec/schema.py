@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import types
 import typing
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from rwmspec.spec.model import ObservationGroupSpec, ObservationTermSpec, Spec
 from rwmspec.spec.structure import TERM_TABLES
+
+if TYPE_CHECKING:
+    from rwmspec.manager import Registry
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 #: what `rwmspec schema --check` compares against (the built-in plugins only, so third-party installs do not
@@ -182,13 +185,13 @@ def _json_default(f: attrs.Attribute) -> Any:
     return value
 
 
-def _builtin(registry: Any, attr: str) -> dict[Any, Any]:
+def _builtin(registry: Registry, attr: str) -> dict[Any, Any]:
     builtin_providers = {p.provider for p in registry.plugins if p.distribution == BUILTIN_DISTRIBUTION}
     table = getattr(registry, attr)
     return {k: v for k, v in table.items() if registry.providers.get((attr, k)) in builtin_providers}
 
 
-def build_schema(registry: Any, *, builtin_only: bool = False) -> dict[str, Any]:
+def build_schema(registry: Registry, *, builtin_only: bool = False) -> dict[str, Any]:
     """The JSON Schema of a spec for the plugins of ``registry`` (only the built-in ones with ``builtin_only``)."""
 
     def records(attr: str) -> dict[Any, Any]:
@@ -217,9 +220,13 @@ def build_schema(registry: Any, *, builtin_only: bool = False) -> dict[str, Any]
         definition = b.definitions[_definition_name(_spec_class(table))]
         doc = definition["properties"][field].get("description", "")
         definition["properties"][field] = {**b.options(records(attr), label), "description": doc}
-    for table, attr in (("robot", "robots"), ("backend", "backends"), ("world_model", "architectures")):
+    for table, key, attr in (
+        ("experiment", "stage", "stages"),
+        ("robot", "name", "robots"),
+        ("backend", "name", "backends"),
+        ("world_model", "architecture", "architectures"),
+    ):
         definition = b.definitions[_definition_name(_spec_class(table))]
-        key = "architecture" if table == "world_model" else "name"
         names = sorted(records(attr))
         if names:  # listed, not enforced (see term kinds above)
             definition["properties"][key]["description"] += f" Installed: {', '.join(f'`{n}`' for n in names)}."

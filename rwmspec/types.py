@@ -2,6 +2,10 @@
 
 Records are data. Anything heavy (a simulator, torch) is referenced by a ``"module:attr"`` string that only the
 backend or the runtime resolves, so listing plugins and validating specs never imports it.
+
+No record names a backend: what is backend-specific (a robot's model file, a term's binding to a simulator's own
+term function) is a record of its own keyed by the backend's name (``RobotAsset``, ``TermBinding``), supplied by
+whichever plugin knows it: the robot's plugin, the backend's plugin, or a third party that bridges the two.
 """
 
 from __future__ import annotations
@@ -72,12 +76,12 @@ class RobotDef:
     init_base_height: float
     soft_joint_pos_limit_factor: float = 0.95
     joint_pos_limits: tuple[tuple[float, float], ...] = ()
-    #: ``"package:relative/path.xml"`` of an MJCF model for the embedded backend.
-    mjcf: str | None = None
-    #: ``"module:attr"`` returning an Isaac Lab ``ArticulationCfg`` (imported by the isaaclab backend only).
-    isaaclab_articulation: str | None = None
     #: attrs class of ``[robot.options]``; None accepts no options.
     options_type: type | None = None
+    #: ``apply_options(robot, options) -> RobotDef``: the robot with its ``[robot.options]`` (an ``options_type``
+    #: instance) applied, e.g. other actuator gains. Light and pure: the compiler calls it, and every backend then
+    #: reads the plan's resolved robot, never the option names. None: options change nothing here.
+    apply_options: Callable[[RobotDef, Any], RobotDef] | None = None
 
     def state_block(self, name: str) -> StateBlock | None:
         return next((b for b in self.state_blocks if b.name == name), None)
@@ -97,6 +101,32 @@ class RobotDef:
 
 
 @attrs.frozen(kw_only=True)
+class RobotAsset:
+    """What one backend needs to simulate one robot, e.g. an MJCF file or an Isaac Lab articulation factory."""
+
+    robot: str = attrs.field(converter=_name)
+    backend: str = attrs.field(converter=_name)
+    #: backend-defined reference: ``"package:relative/file.xml"`` for a file shipped in a package, or
+    #: ``"module:attr"`` for an object factory; only the backend resolves it.
+    ref: str
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ViewField:
+    """One named quantity of the state view that term functions read (``rwmspec_runtime.mdp.StateView``).
+
+    Tasks and robots declare the fields their terms read; a backend fills every declared field it can, and the
+    imagination env fills those the world model predicts (``TermKind.state_field``).
+    """
+
+    name: str = attrs.field(converter=_name)
+    #: columns per env: a number, ``"joints"`` (one per robot joint) or ``"actions"`` (one per action dim)
+    width: int | Literal["joints", "actions"]
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class TermKind:
     """A kind of MDP term (observation, reward, ...) with a typed params class and its implementations."""
 
@@ -105,12 +135,40 @@ class TermKind:
     description: str
     #: attrs class the flat table keys are structured into; None means the kind takes no params.
     params_type: type | None = None
-    #: ``"module:attr"`` of the torch implementation used by the embedded backend and imagination.
+    #: ``"module:attr"`` of the torch implementation (the embedded backend and imagination call it with a
+    #: ``StateView``); backends that bind terms of their own find them as ``TermBinding`` records.
     function: str | None = None
-    #: ``"module:attr"`` of the Isaac Lab term function (or class) the isaaclab backend binds.
-    isaaclab: str | None = None
     #: observation width: an int, or a callable ``(params, robot: RobotDef) -> int``.
     dim: int | Callable[[Any, RobotDef], int] | None = None
+    #: view fields the function reads; `rwmspec validate` checks that imagination provides them.
+    reads: tuple[str, ...] = ()
+    #: observations that reproduce one view field exactly (``system_state`` terms): the field, so that imagination
+    #: can turn predicted columns back into it with ``inverse``.
+    state_field: str | None = None
+    #: ``"module:attr"`` of ``inverse(columns [N, d], defaults) -> field value [N, d]``, undoing ``function``.
+    inverse: str | None = None
+    #: binary observations of a robot contact group (``system_contact`` / ``system_termination`` terms): the
+    #: param that names the group, so imagination can turn predicted flags back into contacts.
+    contact_group_param: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TermBinding:
+    """How one backend implements a term kind with a term of its own (e.g. an Isaac Lab ``mdp`` function)."""
+
+    backend: str = attrs.field(converter=_name)
+    category: TermCategory
+    kind: str = attrs.field(converter=_name)
+    #: ``"module:attr"`` of the backend's term function, class or config class.
+    ref: str
+
+
+@attrs.frozen(kw_only=True)
+class Requirement:
+    """A Python module a backend needs, and how to install it."""
+
+    module: str
+    install: str
 
 
 @attrs.frozen(kw_only=True)
@@ -121,24 +179,69 @@ class BackendDef:
     description: str
     #: ``"module:attr"`` of ``compile(plan, registry) -> Artifacts``.
     compile: str
-    #: ``"module:attr"`` of ``make_env(plan, registry, *, device, num_envs=None) -> VecEnv`` (None: compile only).
+    #: ``"module:attr"`` of ``make_env(plan, artifacts, registry, *, device, num_envs=None) -> VecEnv``: the env built
+    #: from what ``compile`` produced (None: the backend only compiles).
     make_env: str | None = None
     #: attrs class of ``[backend.options]``.
     options_type: type | None = None
-    #: Python modules the backend needs; `rwmspec list backends` reports which are missing.
-    requires: tuple[str, ...] = ()
+    #: Python modules the backend needs; `rwmspec list backends` and `rwmspec run` (RWM401) report missing ones
+    #: with their install command.
+    requires: tuple[Requirement, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class ArchitectureDef:
-    """A world-model base architecture (the part before the ensemble heads)."""
+    """A world-model architecture: a whole dynamics model behind ``rwmspec_runtime.world_model.WorldModel``."""
 
     name: str = attrs.field(converter=_name)
     description: str
-    #: ``"module:attr"`` of ``build(input_dim, plan_world_model) -> torch.nn.Module`` (a base, see runtime docs).
+    #: ``"module:attr"`` of ``build(plan: WorldModelPlan, *, quirks) -> WorldModel`` (a ``torch.nn.Module``).
     factory: str
-    recurrent: bool
+    #: recurrent architectures need one size for every ``base_hidden`` layer (RWM210)
+    recurrent: bool = False
     options_type: type | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StepDef:
+    """A runner step: what one training iteration does at one point (collect, imagine, update_policy, ...)."""
+
+    name: str = attrs.field(converter=_name)
+    description: str
+    #: ``"module:Class"`` of a ``rwmspec_runtime.steps.Step`` subclass (imported when a plan runs it).
+    step: str
+
+
+@attrs.frozen(kw_only=True)
+class StageDef:
+    """A pipeline stage: the runner steps it runs each iteration and what its spec must provide."""
+
+    name: str = attrs.field(converter=_name)
+    description: str
+    #: runner step names (``StepDef``), in the order one iteration runs them
+    steps: tuple[str, ...]
+    #: the stage trains or uses a world model: ``[world_model]`` and the ``system_*`` groups are required
+    world_model: bool = False
+    #: the policy learns in imagination: ``[imagination]`` is required, and the compiler checks that imagination
+    #: can rebuild everything the policy and the rewards read from the world model's predictions
+    imagination: bool = False
+    #: run references the spec must set (``"policy_from"``, ``"world_model_from"``)
+    references: tuple[str, ...] = ()
+    #: the stage runs a single pass (one iteration, saved): e.g. ``visualize``
+    single_pass: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class CommandDef:
+    """A ``rwmspec`` subcommand the runtime (or any plugin) adds to the CLI; imported only when it runs."""
+
+    name: str = attrs.field(converter=_name)
+    help: str
+    #: ``"module:attr"`` of ``configure(parser: argparse.ArgumentParser) -> None``
+    configure: str
+    #: ``"module:attr"`` of ``handler(args: argparse.Namespace) -> int`` (the exit code)
+    handler: str
+    epilog: str = ""
 
 
 @attrs.frozen(kw_only=True)

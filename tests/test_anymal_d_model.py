@@ -78,8 +78,10 @@ def test_names_and_order_match_robot_def(model):
             assert not model.jnt_limited[jid]
 
 
-def test_mjcf_reference_resolves_to_the_packaged_file():
-    package, name = ANYMAL_D.mjcf.split(":")
+def test_embedded_asset_resolves_to_the_packaged_file():
+    from rwmspec.manager import get_registry
+
+    package, name = get_registry().asset("anymal_d", "embedded").ref.split(":")
     assert pathlib.Path(str(importlib.resources.files(package).joinpath(name))) == mjcf_path()
 
 

@@ -3,17 +3,13 @@ world-model fingerprint (a model trained on one set of gains does not describe a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rwmspec.api import load_and_compile
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from helpers import SPECS, TINY
 
 
 def _compile(*sets: str):
-    return load_and_compile(
-        SPECS / "anymal_d_pretrain.toml", overlays=[SPECS / "overlays" / "tiny.toml"], sets=list(sets)
-    )
+    return load_and_compile(SPECS / "anymal_d_pretrain.toml", overlays=[TINY], sets=list(sets))
 
 
 def test_a_non_positive_gain_is_a_diagnostic_naming_the_option():
@@ -31,10 +27,13 @@ def test_the_specs_use_the_stiff_gains_and_the_plugin_default_is_isaac_labs():
 
 def test_gains_reach_the_embedded_actuators():
     from rwmspec.manager import get_registry
+    from rwmspec_plugins.embedded.compile import compile_embedded
     from rwmspec_plugins.embedded.model import build_model
 
     plan = _compile("robot.options.actuator_stiffness=55", "robot.options.actuator_damping=3").plan
-    model, index = build_model(plan, get_registry().robots["anymal_d"])
+    # the robot plugin applied its options at compile time: the plan carries the actuator the backend builds
+    assert (plan.robot.actuator.stiffness, plan.robot.actuator.damping) == (55.0, 3.0)
+    model, index = build_model(plan, compile_embedded(plan, get_registry()).objects["config"].mjcf)
     # the DC-motor actuator's PD lives in its gain/bias parameters: the stiffness and damping appear there
     params = model.actuator_gainprm[index.actuator]
     assert any(abs(v - 55.0) < 1e-9 for v in params[0]) and any(abs(v - 3.0) < 1e-9 for v in params[0])

@@ -1,4 +1,4 @@
-"""The `rwmspec` command line: commands, output formats, exit codes, runtime forwarding, internal errors."""
+"""The `rwmspec` command line: commands, output formats, exit codes, plugin commands, internal errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,10 @@ import rwmspec.manager
 from rwmspec import cli, hookimpl
 from rwmspec.manager import build_registry
 from rwmspec.plan import plan_from_dict
+from rwmspec.types import CommandDef
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 VALID = "tests/specs/valid/init_minimal.toml"
 INVALID = "tests/specs/invalid/wrong_type.toml"
 
@@ -127,7 +128,7 @@ def test_help_lists_spec_and_runtime_commands(capsys):
         "export",
     ):
         assert f"    {command}" in out
-    assert "exit codes: 0 ok, 1 spec errors, 2 usage errors, 3 plugin or internal errors" in out
+    assert "exit codes: 0 ok, 1 spec errors, 2 usage errors, 3 plugin or internal errors, 130 interrupted" in out
 
 
 def test_compile_writes_resolved_plan_and_backend_dumps(capsys, tmp_path):
@@ -202,36 +203,181 @@ def test_plugins_json(capsys):
     data = json.loads(out)
     assert code == (3 if data["problems"] else 0)
     names = {p["name"]: p for p in data["plugins"]}
-    assert names["anymal_d"]["hooks"] == ["rwmspec_robots"]
+    assert names["anymal_d"]["hooks"] == ["rwmspec_robot_assets", "rwmspec_robots"]
+    assert names["anymal_d"]["records"] == {
+        "assets": ["anymal_d/embedded", "anymal_d/isaaclab"],
+        "robots": ["anymal_d"],
+    }
     assert names["anymal_d"]["distribution"] == "rwmspec" and names["anymal_d"]["version"]
+    assert {"run", "eval", "play", "export", "eval-model"} <= set(names["runtime"]["records"]["commands"])
+    assert "isaaclab/reward/feet_air_time" in names["isaaclab"]["records"]["bindings"]
+
+
+def test_plugins_table_counts_each_plugins_records(capsys):
+    code, out, _ = run(capsys, "plugins")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "assets 2, robots 1" in rows["anymal_d"]
+    assert "commands 5" in rows["runtime"] and "stages 4" in rows["runtime"]
 
 
 @pytest.mark.parametrize(
     ("what", "expect"),
-    [("robots", "anymal_d"), ("terms", "feet_air_time"), ("backends", "embedded"), ("architectures", "gru")],
+    [
+        ("robots", {"name": "anymal_d", "assets": ["embedded", "isaaclab"]}),
+        ("terms", {"name": "feet_air_time", "bindings": ["isaaclab"]}),
+        ("backends", {"name": "embedded", "requires": ["mujoco", "torch"]}),
+        ("architectures", {"name": "gru"}),
+        (
+            "assets",
+            {"robot": "anymal_d", "backend": "isaaclab", "ref": "rwmspec_plugins.anymal_d.isaaclab:articulation"},
+        ),
+        ("bindings", {"backend": "isaaclab", "kind": "stand_still", "ref": "rwmspec_plugins.isaaclab.mdp:stand_still"}),
+        ("stages", {"name": "finetune", "world_model": True, "references": ["world_model_from"]}),
+        ("steps", {"name": "imagine", "step": "rwmspec_runtime.imagination.step:Imagine"}),
+        ("commands", {"name": "eval-model", "runs": True}),
+    ],
 )
 def test_list(capsys, what, expect):
     code, out, _ = run(capsys, "list", what)
-    assert code == 0 and expect in out
+    assert code == 0 and all(str(v[0] if isinstance(v, list) else v) in out for v in expect.values() if v is not True)
     code, out, _ = run(capsys, "list", what, "--json")
-    assert any(row["name"] == expect for row in json.loads(out))
+    assert any(expect.items() <= row.items() for row in json.loads(out)), expect
 
 
-def test_runtime_commands_are_forwarded_with_their_full_argv(monkeypatch):
-    calls = []
-    fake = types.ModuleType("rwmspec_runtime.cli")
-    fake.main = lambda argv: calls.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "rwmspec_runtime.cli", fake)
-    assert cli.main(["eval-model", "runs/x", "--steps", "5"]) == 7
-    assert calls == [["eval-model", "runs/x", "--steps", "5"]]
+def test_list_view_fields(capsys):
+    code, out, _ = run(capsys, "list", "view-fields", "--json")
+    registry = rwmspec.manager.get_registry()
+    assert code == 0 and [row["name"] for row in json.loads(out)] == sorted(registry.view_fields)
 
 
-def test_runtime_commands_without_torch_say_what_to_install(capsys, monkeypatch):
+def test_list_backends_says_how_to_install_what_is_missing(capsys, monkeypatch):
     real = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    code, _, err = run(capsys, "run", VALID)
-    assert code == 3
-    assert "pip install -e .[runtime]" in err and "torch" in err
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "rsl_rl" else real(name, *a))
+    code, out, _ = run(capsys, "list", "backends", "--json")
+    isaaclab = next(row for row in json.loads(out) if row["name"] == "isaaclab")
+    assert code == 0 and not isaaclab["available"]
+    (missing,) = isaaclab["missing"]
+    assert "'rsl_rl'" in missing["message"] and "pip install rsl-rl-lib==5.5.1" in missing["hint"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# commands of plugins (CommandDef)
+# ----------------------------------------------------------------------------------------------------------------------
+def _hello_module() -> types.ModuleType:
+    """The functions a plugin's CommandDef references, importable as ``hello_command``."""
+    module = types.ModuleType("hello_command")
+
+    def configure(p):
+        p.add_argument("--name", default="world")
+
+    def hello(args):
+        print(f"hello {args.name}")
+        return 0
+
+    module.configure, module.hello = configure, hello
+    return module
+
+
+def _command_plugin(*commands: CommandDef) -> types.ModuleType:
+    module = types.ModuleType("command_plugin")
+
+    @hookimpl
+    def rwmspec_commands():
+        yield from commands
+
+    module.rwmspec_commands = rwmspec_commands
+    return module
+
+
+@pytest.fixture
+def hello_plugin(monkeypatch):
+    """An inline plugin with `rwmspec hello` and `rwmspec needs-missing` (whose module is not installed)."""
+    monkeypatch.setitem(sys.modules, "hello_command", _hello_module())
+    plugin = _command_plugin(
+        CommandDef(
+            name="hello",
+            help="say hello",
+            configure="hello_command:configure",
+            handler="hello_command:hello",
+            epilog="examples:\n  rwmspec hello --name rwm\n",
+        ),
+        CommandDef(
+            name="needs-missing",
+            help="a command whose module is not installed",
+            configure="hello_missing_dependency:configure",
+            handler="hello_missing_dependency:run",
+        ),
+    )
+    monkeypatch.setattr(rwmspec.manager, "_cached", build_registry([("hello", plugin)]))
+
+
+def test_a_plugin_command_is_listed_in_help_and_runs(capsys, hello_plugin):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "    hello" in out and "say hello [hello]" in out
+    assert "    needs-missing" in out  # listed from its record alone: its module is imported only when it runs
+    code, out, err = run(capsys, "hello", "--name", "rwm")
+    assert (code, out, err) == (0, "hello rwm\n", "")
+    code, out, _ = run(capsys, "hello", "--help")
+    assert code == 0 and out.startswith("usage: rwmspec hello [-h] [--name NAME]") and "rwmspec hello --name rwm" in out
+    code, _, err = run(capsys, "hello", "--frobnicate")
+    assert code == 2 and "unrecognized arguments: --frobnicate" in err
+
+
+def test_a_plugin_command_whose_module_is_missing_says_what_to_install(capsys, hello_plugin):
+    code, out, err = run(capsys, "needs-missing")
+    assert code == 3 and out == ""
+    assert err == (
+        "rwmspec needs-missing: needs the Python module 'hello_missing_dependency', which is not installed (the "
+        "command comes from plugin hello (inline -)).\nInstall it with:  pip install hello_missing_dependency\n"
+    )
+
+
+def test_a_plugin_command_shadowing_a_builtin_is_reported(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hello_command", _hello_module())
+    shadow = CommandDef(name="validate", help="not rwmspec's", configure="hello_command:configure", handler="x:y")
+    monkeypatch.setattr(rwmspec.manager, "_cached", build_registry([("shadow", _command_plugin(shadow))]))
+    message = (
+        "command 'validate' of plugin shadow (inline -) shadows rwmspec's built-in command 'validate', so it never runs"
+    )
+    code, out, _ = run(capsys, "plugins")
+    assert code == 3 and f"error[RWM305] {message}" in out
+    code, out, _ = run(capsys, "validate", VALID)  # the built-in runs, the plugin's problem is a warning
+    assert (
+        code == 0 and f"warning[RWM305] {message}" in out and out.endswith("Found 0 errors and 1 warning in 1 file.\n")
+    )
+    assert run(capsys, "validate", VALID, "--strict")[0] == 3
+    code, out, _ = run(capsys, "list", "commands", "--json")
+    assert {"name": "validate", "runs": False, "help": "not rwmspec's", "provider": "shadow (inline -)"} in json.loads(
+        out
+    )
+
+
+def test_the_runtime_commands_are_the_runtime_plugins(capsys):
+    code, out, _ = run(capsys, "--help")
+    for command in ("run", "eval", "play", "eval-model", "export"):
+        assert f"    {command}" in out
+    assert "train a spec (or continue a run) [runtime]" in out
+
+
+def test_help_imports_no_runtime_and_no_heavy_module():
+    probe = (
+        "import sys\nfrom rwmspec.cli import main\nassert main(['--help']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'mujoco', 'isaaclab', 'rsl_rl', 'tensordict') or m == 'rwmspec_runtime.cli'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_runtime_commands_without_torch_say_what_to_install():
+    # a fresh interpreter where `import torch` fails as if torch were not installed
+    probe = f"import sys\nsys.modules['torch'] = None\nfrom rwmspec.cli import main\nsys.exit(main(['run', {VALID!r}]))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert "rwmspec run: needs the Python module 'torch', which is not installed" in proc.stderr
+    assert "Install it with:  pip install torch==2.13.0" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_internal_errors_exit_3_without_traceback_unless_asked(capsys, monkeypatch):

@@ -11,10 +11,10 @@ from pathlib import Path
 import attrs
 import pytest
 
+from rwmspec.api import check_spec
 from rwmspec.compile import compile_backend, compile_plan
 from rwmspec.diagnostics import SpecError
-from rwmspec.manager import build_registry
-from rwmspec.plan import STAGE_STEPS, plan_from_dict, plan_to_dict
+from rwmspec.plan import plan_from_dict, plan_to_dict
 from rwmspec.spec.model import (
     ActionTermSpec,
     BackendSpec,
@@ -35,22 +35,13 @@ from rwmspec.spec.model import (
     WorldModelSpec,
     WorldModelTrainSpec,
 )
-from rwmspec.types import ArchitectureDef, Artifacts, BackendDef
+from rwmspec.types import Artifacts, BackendDef, Requirement, StageDef, TermKind, ViewField
 from rwmspec_plugins.anymal_d.plugin import ANYMAL_D
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def registry():
-    reg = build_registry()
-    # the world_models plugin may not be installed in this checkout; the compiler only needs the record
-    reg.architectures.setdefault("gru", ArchitectureDef(name="gru", description="test", factory="x:y", recurrent=True))
-    reg.architectures.setdefault("mlp", ArchitectureDef(name="mlp", description="test", factory="x:y", recurrent=False))
-    return reg
-
-
 def obs(kind=None, **params):
     extra = {k: params.pop(k) for k in ("noise", "clip", "scale", "normalizer", "enabled") if k in params}
     return ObservationTermSpec(kind=kind, params=params, **extra)
@@ -178,8 +169,10 @@ def compile_ok(spec, registry, spec_dir):
 
 
 def compile_fail(spec, registry, spec_dir):
-    plan, diags = compile_plan(spec, registry, spec_file=spec_dir / "this.toml")
+    """Every diagnostic of the spec, from whichever step owns its rule (structure, checks or the compiler)."""
+    plan, diags = check_spec(spec, registry, spec_file=spec_dir / "this.toml")
     assert plan is None
+    assert len({(d.code, d.path, d.message) for d in diags}) == len(diags), "a diagnostic is reported twice"
     return {(d.code, d.dotted_path): d for d in diags}
 
 
@@ -203,7 +196,7 @@ def test_policy_group_layout(registry, spec_dir):
     assert policy.term("velocity_commands").params == {"command_name": "base_velocity"}
     # policy groups carry no normalizer statistics
     assert all(t.mean is None and t.std is None for t in policy.terms)
-    assert plan.world_model is None and plan.steps == STAGE_STEPS["init"]
+    assert plan.world_model is None and plan.steps == registry.stages["init"].steps
 
 
 def test_system_groups_slices_and_normalizers(registry, spec_dir):
@@ -258,7 +251,7 @@ def test_terms_rewards_timing_and_steps(registry, spec_dir):
     assert events["physics_material"].params["num_buckets"] == 64
     assert [(t.name, t.mode) for t in plan.terminations] == [("time_out", "time_out"), ("base_contact", "failure")]
     assert plan.sim.control_dt == pytest.approx(0.02) and plan.sim.max_episode_length == 1000
-    assert plan.steps == STAGE_STEPS["pretrain"] and plan.run_name == "pretrain"
+    assert plan.steps == registry.stages["pretrain"].steps and plan.run_name == "pretrain"
     assert plan.robot.contact_thresholds == {"feet": 1.0, "thighs": 1.0, "base": 1.0}
     assert plan.robot.contact_bodies["thighs"] == ("LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH")
     assert plan.imagination is None  # only finetune imagines
@@ -360,9 +353,11 @@ def test_invalid_term_params(registry, spec_dir):
     assert "expected a number" in found[("RWM204", "rewards.track_lin_vel_xy_exp.std")].message
     assert "takes no parameters" in found[("RWM204", "rewards.lin_vel_z_l2.std")].message
     assert ("RWM204", "events.physics_material.static_friction_range") in found
-    assert "needs parameter 'dynamic_friction_range'" in (
-        found[("RWM204", "events.physics_material.dynamic_friction_range")].message
-    )
+    # a missing parameter has no key to point at: the structuring step reports it at the term's table
+    _, diags = check_spec(spec, registry, spec_file=spec_dir / "this.toml")
+    assert "missing required parameter 'dynamic_friction_range' of event kind 'randomize_rigid_body_material'" in [
+        d.message for d in diags if d.dotted_path == "events.physics_material"
+    ]
     assert ("RWM204", "events.add_mass.operation") in found
 
 
@@ -522,14 +517,199 @@ def test_compile_backend(registry, spec_dir):
     reg = attrs.evolve(registry, backends=dict(registry.backends))
     reg.backends["fake"] = BackendDef(name="fake", description="test", compile=f"{__name__}:fake_backend_compile")
     reg.backends["needy"] = BackendDef(
-        name="needy", description="test", compile="x:y", requires=("no_such_module_rwmspec", "isaaclab_tasks.core")
+        name="needy",
+        description="test",
+        compile="x:y",
+        requires=(
+            Requirement(module="no_such_module_rwmspec", install="pip install no-such-dist"),
+            Requirement(module="attrs.converters", install="pip install attrs"),
+        ),
     )
     artifacts = compile_backend(plan, reg, "fake")
     assert artifacts.objects == {"num_envs": 64} and artifacts.dumps == {"plan": "init"}
     with pytest.raises(SpecError) as err:
         compile_backend(plan, reg, "needy")
     codes = [(d.code, d.hint) for d in err.value.diagnostics]
-    assert ("RWM401", "install it: pip install no_such_module_rwmspec") in codes
+    # the install command is the backend's own; an installed dotted module is found by its top-level package
+    assert codes == [("RWM401", "install it: pip install no-such-dist")]
     with pytest.raises(SpecError) as err:
         compile_backend(plan, reg, "isaac")
     assert err.value.diagnostics[0].code == "RWM205"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# stages are records; robot options are applied by the robot's plugin
+# --------------------------------------------------------------------------------------------------------------------
+def with_records(registry, **tables):
+    """A copy of the registry whose named tables have extra records (a third-party plugin's, say)."""
+    copies = {name: {**getattr(registry, name), **records} for name, records in tables.items()}
+    return attrs.evolve(registry, **copies)
+
+
+def test_the_stage_record_decides_steps_and_requirements(registry, spec_dir):
+    probe = StageDef(
+        name="probe",
+        description="test",
+        steps=("collect",),
+        references=("policy_from",),
+        single_pass=True,
+    )
+    reg = with_records(registry, stages={"probe": probe})
+    spec = make_spec("init", experiment=ExperimentSpec(name="x", stage="probe"))
+    assert ("RWM211", "runner.policy_from") in compile_fail(spec, reg, spec_dir)
+    spec.runner = RunnerSpec(policy_from=RunRefSpec(spec="init.toml"))
+    plan = compile_ok(spec, reg, spec_dir)
+    assert plan.steps == ("collect",) and plan.world_model is None and plan.imagination is None
+    assert (plan.runner.max_iterations, plan.runner.save_interval) == (1, 1)  # single pass
+
+
+def test_unknown_stage(registry, spec_dir):
+    found = compile_fail(make_spec("init", experiment=ExperimentSpec(name="x", stage="pre-train")), registry, spec_dir)
+    assert list(found) == [("RWM214", "experiment.stage")]
+    assert "did you mean 'pretrain'" in found[("RWM214", "experiment.stage")].message
+    assert "finetune, init, pretrain, visualize" in found[("RWM214", "experiment.stage")].hint
+
+
+def test_robot_options_resolve_the_actuator(registry, spec_dir):
+    plan = compile_ok(make_spec("init"), registry, spec_dir)
+    assert plan.robot.actuator == ANYMAL_D.actuator  # defaults: Kp 40, Kd 5
+    spec = make_spec("init", robot=RobotSpec(name="anymal_d", options={"actuator_stiffness": 80.0}))
+    plan = compile_ok(spec, registry, spec_dir)
+    assert (plan.robot.actuator.stiffness, plan.robot.actuator.damping) == (80.0, 5.0)
+    assert plan.robot.actuator.effort_limit == ANYMAL_D.actuator.effort_limit
+    assert plan.robot.options["actuator_stiffness"] == 80.0
+    # a robot without apply_options: its own actuator
+    plain = attrs.evolve(ANYMAL_D, name="plain_d", options_type=None, apply_options=None)
+    reg = with_records(registry, robots={"plain_d": plain})
+    plan = compile_ok(make_spec("init", robot=RobotSpec(name="plain_d")), reg, spec_dir)
+    assert plan.robot.actuator == ANYMAL_D.actuator
+
+
+def test_robot_plugin_rejecting_its_options_is_rwm213(registry, spec_dir):
+    def refuse(robot, options):
+        raise ValueError("Kp 80 needs Kd >= 6")
+
+    picky = attrs.evolve(ANYMAL_D, name="picky_d", apply_options=refuse)
+    reg = with_records(registry, robots={"picky_d": picky})
+    found = compile_fail(make_spec("init", robot=RobotSpec(name="picky_d")), reg, spec_dir)
+    assert "Kp 80 needs Kd >= 6" in found[("RWM213", "robot.options")].message
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# imagination: what the imagination env would otherwise refuse after the simulator boots
+# --------------------------------------------------------------------------------------------------------------------
+def test_finetune_compiles_with_imagination(registry, spec_dir):
+    plan = compile_ok(make_spec("finetune"), registry, spec_dir)
+    assert plan.imagination is not None and "imagine" in plan.steps
+
+
+def test_system_state_must_turn_back_into_view_fields(registry, spec_dir):
+    spec = make_spec("finetune")
+    state = spec.observations["system_state"].terms
+    state["base_lin_vel"] = obs("generated_commands")  # a command, not a state
+    state["joint_vel"] = obs("joint_pos_rel")  # joint_pos twice, joint_vel never
+    found = compile_fail(spec, registry, spec_dir)
+    assert "cannot turn kind 'generated_commands'" in (
+        found[("RWM215", "observations.system_state.terms.base_lin_vel.kind")].message
+    )
+    assert "'joint_pos' and 'joint_vel' both describe" in (
+        found[("RWM215", "observations.system_state.terms.joint_vel")].message
+    )
+    # what the rewards and the policy read is now missing from imagination
+    assert "reads 'base_lin_vel'" in found[("RWM216", "rewards.track_lin_vel_xy_exp")].message
+    assert "reads 'joint_vel'" in found[("RWM216", "rewards.dof_acc_l2")].message
+    assert ("RWM216", "observations.policy.terms.base_lin_vel") in found
+    assert ("RWM216", "observations.policy.terms.joint_vel") in found
+    # pretrain never imagines: the same groups are fine there
+    pretrain = make_spec("pretrain")
+    pretrain.observations["system_state"].terms["joint_vel"] = obs("joint_pos_rel")
+    compile_ok(pretrain, registry, spec_dir)
+
+
+def test_zero_weight_rewards_may_read_anything(registry, spec_dir):
+    spec = make_spec("finetune")
+    del spec.observations["system_state"].terms["joint_torque"]
+    assert (
+        "reads 'joint_torque'" in compile_fail(spec, registry, spec_dir)[("RWM216", "rewards.dof_torques_l2")].message
+    )
+    spec.rewards["dof_torques_l2"] = RewardTermSpec(kind="joint_torques_l2", weight=0.0)
+    compile_ok(spec, registry, spec_dir)
+
+
+def test_contact_groups_and_pushes_need_predictions(registry, spec_dir):
+    spec = make_spec("finetune", imagination=ImaginationSpec(num_envs=64, push_interval_range=(50, 80)))
+    del spec.observations["system_contact"].terms["thigh_contact"]
+    del spec.observations["system_state"].terms["base_lin_vel"]
+    spec.observations["policy"].terms["base_lin_vel"] = obs(enabled=False)
+    spec.rewards["track_lin_vel_xy_exp"] = RewardTermSpec(weight=0.0)
+    spec.rewards["lin_vel_z_l2"] = RewardTermSpec(weight=0.0)
+    found = compile_fail(spec, registry, spec_dir)
+    assert "contact group 'thighs'" in found[("RWM216", "rewards.undesired_contacts")].message
+    assert "'base_lin_vel'" in found[("RWM216", "imagination.push_interval_range")].message
+    assert set(found) == {("RWM216", "rewards.undesired_contacts"), ("RWM216", "imagination.push_interval_range")}
+
+
+def test_binary_group_terms_and_widths(registry, spec_dir):
+    # a contact kind of another plugin that reports a group with one flag per group instead of per body
+    any_contact = TermKind(
+        name="any_contact",
+        category="observation",
+        description="test",
+        params_type=registry.term_kinds[("observation", "body_contact")].params_type,
+        dim=1,
+        contact_group_param="bodies",
+    )
+    reg = with_records(registry, term_kinds={("observation", "any_contact"): any_contact})
+    spec = make_spec("finetune")
+    spec.observations["system_termination"].terms["feet_any"] = obs("any_contact", bodies="feet", threshold=1.0)
+    found = compile_fail(spec, reg, spec_dir)
+    message = found[("RWM215", "observations.system_termination.terms.feet_any")].message
+    assert "contact group 'feet' has 1 flags here but 4" in message
+
+
+def test_state_field_width_comes_from_the_view_field_record(registry, spec_dir):
+    narrow = ViewField(name="joint_torque", width=3)
+    reg = with_records(registry, view_fields={"joint_torque": narrow})
+    found = compile_fail(make_spec("finetune"), reg, spec_dir)
+    assert "has 12 columns but the view field 'joint_torque' has 3" in (
+        found[("RWM215", "observations.system_state.terms.joint_torque")].message
+    )
+    joints = ViewField(name="joint_torque", width="joints")
+    compile_ok(make_spec("finetune"), with_records(registry, view_fields={"joint_torque": joints}), spec_dir)
+
+
+def test_penalty_name_and_real_data_steps(registry, spec_dir):
+    imagination = ImaginationSpec(num_envs=64, uncertainty_penalty_weight=1.0, real_data_share=0.2)
+    spec = make_spec("finetune", imagination=imagination)
+    spec.rewards["uncertainty_penalty"] = RewardTermSpec(kind="action_rate_l2", weight=-0.01)
+    spec.ppo = attrs.evolve(spec.ppo, num_steps_per_env=32)
+    found = compile_fail(spec, registry, spec_dir)
+    assert set(found) == {("RWM217", "rewards.uncertainty_penalty"), ("RWM210", "imagination.real_data_share")}
+    spec.rewards["penalty_twin"] = spec.rewards.pop("uncertainty_penalty")
+    spec.ppo = attrs.evolve(spec.ppo, num_steps_per_env=imagination.steps_per_iteration)
+    compile_ok(spec, registry, spec_dir)
+
+
+def test_imagined_terms_need_a_torch_implementation(registry, spec_dir):
+    # a third-party reward that only a backend of its own implements
+    bound_only = attrs.evolve(registry.term_kinds[("reward", "action_rate_l2")], name="bound_only", function=None)
+    reg = with_records(registry, term_kinds={("reward", "bound_only"): bound_only})
+    spec = make_spec("finetune")
+    spec.rewards["bound_only"] = RewardTermSpec(weight=-0.01)
+    assert "no torch implementation" in compile_fail(spec, reg, spec_dir)[("RWM216", "rewards.bound_only")].message
+    pretrain = make_spec("pretrain")
+    pretrain.rewards["bound_only"] = RewardTermSpec(weight=-0.01)
+    compile_ok(pretrain, reg, spec_dir)
+
+
+def test_declared_view_fields_must_be_predicted(registry, spec_dir):
+    # a task plugin's field that only the world model could supply in imagination
+    terrain = ViewField(name="terrain_height", width=1)
+    rough = attrs.evolve(registry.term_kinds[("reward", "action_rate_l2")], name="rough", reads=("terrain_height",))
+    reg = with_records(registry, view_fields={"terrain_height": terrain}, term_kinds={("reward", "rough"): rough})
+    spec = make_spec("finetune")
+    spec.rewards["rough"] = RewardTermSpec(weight=-0.1)
+    assert "reads 'terrain_height'" in compile_fail(spec, reg, spec_dir)[("RWM216", "rewards.rough")].message
+    # the action and the command are always there: action_rate_l2 reads nothing the model predicts
+    spec.rewards["rough"] = RewardTermSpec(kind="action_rate_l2", weight=-0.1)
+    compile_ok(spec, reg, spec_dir)

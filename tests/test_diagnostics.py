@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from rwmspec.codes import CODES, RANGES, explain, render_markdown
-from rwmspec.diagnostics import Diagnostic, SpecError, dedupe, dotted, render, summary
+from rwmspec.diagnostics import (
+    Diagnostic,
+    SpecError,
+    did_you_mean,
+    dotted,
+    failed_plugins,
+    list_choices,
+    render,
+    root_cause,
+    summary,
+)
+from rwmspec.manager import PluginInfo, Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 SOURCE = 'schema_version = 1\n\n[rewards.feet_air_time]\nweight = "0.5"\n'
 WRONG = Diagnostic(
     "RWM103",
@@ -111,9 +122,37 @@ def test_spec_error_carries_the_diagnostics():
     assert str(err).startswith("spec.toml:4:10: error[RWM103]")
 
 
-def test_dedupe_keeps_the_first_of_a_code_at_a_path():
-    again = Diagnostic("RWM103", "other words", WRONG.path)
-    assert dedupe([WRONG, again, FROM_SET]) == [WRONG, FROM_SET]
+def test_did_you_mean_and_choices():
+    assert did_you_mean("pre-train", ["init", "pretrain", "finetune"]) == "; did you mean 'pretrain'?"
+    assert did_you_mean("xyz", ["init", "pretrain"]) == ""
+    assert list_choices([]) == "(none)"
+    assert list_choices([f"k{i}" for i in range(20)], limit=2) == "k0, k1, ... (18 more)"
+
+
+def test_failed_plugins_note():
+    ok = PluginInfo("locomotion", "m", "rwmspec", "0.1")
+    broken = PluginInfo("go2", "m", "rwmspec-go2", "1.0", error="ModuleNotFoundError: torch")
+    assert failed_plugins(Registry(plugins=[ok])) == ""
+    assert failed_plugins(Registry(plugins=[ok, broken])) == "; plugin(s) 'go2' failed to load (see `rwmspec plugins`)"
+
+
+def test_root_cause_follows_the_chain_but_not_suppressed_context():
+    def chained():
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise ValueError("outer") from exc
+
+    with pytest.raises(ValueError) as info:
+        chained()
+    assert isinstance(root_cause(info.value), KeyError)
+    try:
+        try:
+            raise KeyError("hidden")
+        except KeyError:
+            raise ValueError("shown") from None
+    except ValueError as exc:
+        assert root_cause(exc) is exc
 
 
 def test_summary():

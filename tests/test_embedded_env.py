@@ -9,30 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from rwmspec import api
 from rwmspec.manager import get_registry
 from rwmspec.plan import TermPlan
-from rwmspec_plugins.embedded.env import UNSTABLE_LOG_KEY, make_embedded_env
+from rwmspec_plugins.embedded.env import UNSTABLE_LOG_KEY
+from rwmspec_runtime.training import make_env
+
+from helpers import compile_tiny
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-SPEC = "specs/anymal_d_pretrain.toml"
-TINY = "specs/overlays/tiny.toml"
 N = 8
 
 
 @pytest.fixture(scope="module")
 def plan():
-    result = api.load_and_compile(SPEC, overlays=[TINY])
-    assert result.plan is not None, result.diagnostics
-    assert result.plan.sim.num_envs == N
-    return attrs.evolve(result.plan, sim=attrs.evolve(result.plan.sim, options={"num_threads": 1}))
+    plan = compile_tiny("anymal_d_pretrain.toml")
+    assert plan.sim.num_envs == N
+    return attrs.evolve(plan, sim=attrs.evolve(plan.sim, options={"num_threads": 1}))
 
 
 def _env(plan, **options):
     if options:
         plan = attrs.evolve(plan, sim=attrs.evolve(plan.sim, options={**plan.sim.options, **options}))
-    return make_embedded_env(plan, get_registry())
+    return make_env(plan, get_registry(), device="cpu")
 
 
 def _with_command(plan, **params):

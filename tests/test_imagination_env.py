@@ -4,27 +4,25 @@ per-env resets, time-outs, command intervals, pushes, members, the uncertainty p
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import attrs
 import pytest
 import torch
 
 from rwmspec.manager import get_registry
-from rwmspec.plan import ObservationTermPlan
 from rwmspec_runtime.imagination.env import LOG_PREFIX, PENALTY_TERM, ImaginationEnv, exclusive_count
-from rwmspec_runtime.imagination.state_mapping import STATE_KINDS, StateMapping
-from rwmspec_runtime.terms.registry import bind_term_functions, call_reward_terms
-from rwmspec_runtime.training import compile_spec
+from rwmspec_runtime.imagination.state_mapping import StateMapping
+from rwmspec_runtime.mdp.terms import bind_term_functions, call_reward_terms
+from rwmspec_runtime.training import compile_spec, make_env
 from rwmspec_runtime.world_model.replay_buffer import applied_action_pairs
-from rwmspec_runtime.world_model.system import WorldModelSystem
 from rwmspec_runtime.world_model.system_data import SystemNormalizer
+
+from helpers import SPECS, TINY
+from world_model_helpers import system_with_smooth_data
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 torch.set_num_threads(1)
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-TINY = SPECS / "overlays" / "tiny.toml"
 N = 6  # imagined envs
 
 
@@ -65,25 +63,6 @@ def _no_standing(plan):
     return attrs.evolve(plan, commands=(attrs.evolve(command, params={**command.params, "rel_standing_envs": 0.0}),))
 
 
-def _system(plan, *, buffer_envs: int = 3, steps: int = 12, seed: int = 0) -> WorldModelSystem:
-    """A system whose buffer holds smooth random (normalized) trajectories."""
-    torch.manual_seed(seed)
-    system = WorldModelSystem(plan, buffer_envs)
-    wm = plan.world_model
-    g = torch.Generator().manual_seed(seed)
-    state = torch.randn(buffer_envs, wm.state_dim, generator=g)
-    for _ in range(steps):
-        contact = (torch.rand(buffer_envs, wm.contact_dim, generator=g) > 0.5).float()
-        system.buffer.add(
-            state,
-            torch.randn(buffer_envs, wm.action_dim, generator=g),
-            contact,
-            torch.zeros(buffer_envs, wm.termination_dim),
-        )
-        state = 0.9 * state + 0.2 * torch.randn(state.shape, generator=g)
-    return system
-
-
 def _fixed_head(head, logit: float) -> None:
     with torch.no_grad():
         head.output_layer.weight.zero_()
@@ -119,7 +98,7 @@ def test_real_and_imagined_rewards_agree_on_the_same_state(monkeypatch):
         return weighted
 
     monkeypatch.setattr(embedded, "call_reward_terms", recording)
-    env = embedded.make_embedded_env(plan, registry)
+    env = make_env(plan, registry, device="cpu")
     gen = torch.Generator().manual_seed(3)
     for _ in range(6):  # a few steps so that actions, timers and contacts are not all zero
         obs, _, dones, _ = env.step(0.5 * torch.randn(env.num_envs, env.num_actions, generator=gen))
@@ -155,7 +134,8 @@ def test_real_and_imagined_rewards_agree_on_the_same_state(monkeypatch):
 
 def test_state_mapping_inverts_every_supported_kind(base_plan):
     mapping = StateMapping(base_plan)
-    assert {b.kind for b in mapping.blocks} == set(STATE_KINDS)
+    invertible = {name for (category, name), kind in get_registry().term_kinds.items() if kind.state_field}
+    assert {b.kind for b in mapping.blocks} == invertible
     x = torch.randn(5, base_plan.world_model.state_dim, generator=torch.Generator().manual_seed(1))
     zeros = torch.zeros(5, 12)
     view = mapping.view(
@@ -166,51 +146,11 @@ def test_state_mapping_inverts_every_supported_kind(base_plan):
     assert mapping.contact_groups == ("thighs", "feet", "base")
 
 
-def test_unknown_state_and_contact_kinds_are_named(base_plan):
-    group = base_plan.observations["system_state"]
-    odd = ObservationTermPlan(name="cmd", kind="generated_commands", dim=3, start=group.dim)
-    plan = attrs.evolve(
-        base_plan,
-        observations={
-            **base_plan.observations,
-            "system_state": attrs.evolve(group, terms=(*group.terms, odd), dim=group.dim + 3),
-        },
-    )
-    with pytest.raises(ValueError, match=r"system_state\.terms\.cmd has kind 'generated_commands'.*joint_pos_rel"):
-        StateMapping(plan)
-    contact = base_plan.observations["system_contact"]
-    plan = attrs.evolve(
-        base_plan,
-        observations={
-            **base_plan.observations,
-            "system_contact": attrs.evolve(
-                contact, terms=(attrs.evolve(contact.terms[0], kind="joint_effort"), *contact.terms[1:])
-            ),
-        },
-    )
-    with pytest.raises(ValueError, match=r"thigh_contact has kind 'joint_effort'.*body_contact"):
-        StateMapping(plan)
-
-
-def test_a_reward_on_unpredicted_state_fails_at_construction(base_plan):
-    group = base_plan.observations["system_state"]
-    plan = attrs.evolve(
-        _plan(base_plan),
-        observations={
-            **base_plan.observations,
-            "system_state": attrs.evolve(group, terms=group.terms[:-1], dim=group.dim - 12),
-        },
-        world_model=attrs.evolve(base_plan.world_model, state_dim=group.dim - 12),
-    )
-    with pytest.raises(ValueError, match=r"dof_torques_l2.*joint_torque"):
-        ImaginationEnv(plan, _system(plan))
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # starts and resets
 # ---------------------------------------------------------------------------------------------------------------------
 def test_observations_before_the_first_reset_are_zeros_of_the_ppo_groups(base_plan):
-    env = ImaginationEnv(_plan(base_plan), _system(base_plan))
+    env = ImaginationEnv.from_plan(_plan(base_plan), system_with_smooth_data(base_plan))
     obs = env.get_observations()
     assert list(obs.keys()) == ["policy"] and obs["policy"].shape == (N, 48) and not obs["policy"].any()
     assert (env.num_envs, env.num_actions, env.num_steps_per_env, env.max_episode_length) == (N, 12, 4, 256)
@@ -220,7 +160,7 @@ def test_observations_before_the_first_reset_are_zeros_of_the_ppo_groups(base_pl
 
 def _single_window_system(plan):
     """A buffer holding exactly one M-entry window, so every env is seeded from it."""
-    return _system(plan, buffer_envs=1, steps=plan.world_model.history_horizon)
+    return system_with_smooth_data(plan, buffer_envs=1, steps=plan.world_model.history_horizon)
 
 
 @pytest.mark.parametrize("skip_warmup", [False, True])
@@ -228,7 +168,7 @@ def test_context_warmup_runs_the_model_over_the_whole_window(base_plan, skip_war
     plan = _plan(base_plan, max_episode_length=2, quirks={"skip_imagination_context_warmup": skip_warmup})
     system = _single_window_system(plan)
     _fixed_head(system.model.termination_head, -10.0)  # no env re-seeds after the first step
-    env = ImaginationEnv(plan, system)
+    env = ImaginationEnv.from_plan(plan, system)
     env.reset()
     window = system.buffer.sample_windows(1, plan.world_model.history_horizon)
     context_state, context_action = applied_action_pairs(window.state, window.action)
@@ -260,7 +200,7 @@ def test_context_warmup_runs_the_model_over_the_whole_window(base_plan, skip_war
 
 def test_ended_episodes_take_pool_seeds_in_order_and_an_outrun_pool_grows(base_plan):
     plan = _plan(base_plan, max_episode_length=1)  # every env starts a new episode in every step
-    env = ImaginationEnv(plan, _system(plan))
+    env = ImaginationEnv.from_plan(plan, system_with_smooth_data(plan))
     env.reset()
     pool = env.state_tensors()["pool/state"].clone()
     size = env.seed_pool_size
@@ -270,14 +210,16 @@ def test_ended_episodes_take_pool_seeds_in_order_and_an_outrun_pool_grows(base_p
         taken = (torch.arange(N) + step * N) % size
         torch.testing.assert_close(env.state, pool[taken])
     assert env.seeds_used == 11 * N
+    layout = env.state_layout
     assert env.refill_seeds() == 11 * N and env.seed_pool_size == 22 * N and env.seeds_used == 0
+    assert env.state_layout != layout, "a grown pool has new tensors: a captured step must be captured again"
     assert not torch.equal(env.state_tensors()["pool/state"][:size], pool), "a refill draws new windows"
 
 
 def test_per_env_reset_reseeds_only_those_envs(base_plan):
     plan = _plan(base_plan, ensemble_size=3)
-    system = _system(plan)
-    env = ImaginationEnv(plan, system)
+    system = system_with_smooth_data(plan)
+    env = ImaginationEnv.from_plan(plan, system)
     env.reset()
     for a in _actions(1, 3):
         env.step(a)
@@ -307,9 +249,9 @@ def test_per_env_reset_reseeds_only_those_envs(base_plan):
 def test_steps_and_resets_keep_the_state_in_the_same_tensors(base_plan):
     """The precondition of capturing ``advance`` in a CUDA graph, checked on the CPU."""
     plan = _plan(base_plan, ensemble_size=2, push_interval_range=(1, 2), max_episode_length=2)
-    system = _system(plan)
+    system = system_with_smooth_data(plan)
     with torch.inference_mode():  # built and seeded in inference mode (as in a runner) ...
-        env = ImaginationEnv(plan, system)
+        env = ImaginationEnv.from_plan(plan, system)
         env.reset()
     tensors = env.state_tensors()
     assert not any(t.is_inference() for t in tensors.values()), "... the state stays updatable outside it"
@@ -318,9 +260,13 @@ def test_steps_and_resets_keep_the_state_in_the_same_tensors(base_plan):
         tensors
     )
     state = env.state.clone()
+    layout = env.state_layout
     for a in _actions(8, 3):  # time-outs every second step: advance and re-seeding both run
         env.step(a)
+    env.reset(torch.tensor([0, 1]))
+    env.refill_seeds()  # the pool was not outrun: it is refilled in place
     assert {k: v.data_ptr() for k, v in env.state_tensors().items()} == pointers
+    assert env.state_layout == layout, "what a CUDA graph checks instead of every address"
     assert not torch.equal(env.state, state), "the tensors' contents changed in place"
 
 
@@ -329,9 +275,9 @@ def test_steps_and_resets_keep_the_state_in_the_same_tensors(base_plan):
 # ---------------------------------------------------------------------------------------------------------------------
 def test_time_outs_end_every_episode_at_max_episode_length(base_plan):
     plan = _plan(base_plan, max_episode_length=3)
-    system = _system(plan)
+    system = system_with_smooth_data(plan)
     _identity_dynamics(system)
-    env = ImaginationEnv(plan, system)
+    env = ImaginationEnv.from_plan(plan, system)
     env.reset()
     for step, a in enumerate(_actions(2, 7), start=1):
         _, rewards, dones, extras = env.step(a)
@@ -348,9 +294,9 @@ def test_time_outs_end_every_episode_at_max_episode_length(base_plan):
 
 def test_commands_are_redrawn_every_low_to_high_steps(base_plan):
     plan = _no_standing(_plan(base_plan, command_resample_interval_range=(3, 5), max_episode_length=1000))
-    system = _system(plan)
+    system = system_with_smooth_data(plan)
     _identity_dynamics(system)
-    env = ImaginationEnv(plan, system)
+    env = ImaginationEnv.from_plan(plan, system)
     env.reset()
     commands = [env.command.clone()]
     for a in _actions(3, 24):
@@ -367,9 +313,9 @@ def test_commands_are_redrawn_every_low_to_high_steps(base_plan):
 
 def test_pushes_add_bounded_base_velocity_when_their_timer_runs_out(base_plan):
     plan = _plan(base_plan, push_interval_range=(2, 2), push_velocity=0.5)
-    system = _system(plan)
+    system = system_with_smooth_data(plan)
     _identity_dynamics(system)
-    env = ImaginationEnv(plan, system)
+    env = ImaginationEnv.from_plan(plan, system)
     env.reset()
     lin = env.mapping.columns("base_lin_vel")
     velocities = [env.state_obs[:, lin].clone()]
@@ -387,7 +333,7 @@ def test_pushes_add_bounded_base_velocity_when_their_timer_runs_out(base_plan):
 
 def test_uncertainty_penalty_is_lambda_times_epistemic_times_dt(base_plan):
     plan = _plan(base_plan, ensemble_size=2, uncertainty_penalty_weight=2.0, member_sampling="mean")
-    env = ImaginationEnv(plan, _system(plan))
+    env = ImaginationEnv.from_plan(plan, system_with_smooth_data(plan))
     assert env.members is None and env.reward_terms[-1] == PENALTY_TERM
     env.reset()
     _, rewards, _, extras = env.step(_actions(5, 1)[0])
@@ -402,9 +348,9 @@ def test_lagged_first_contact_pays_feet_air_time_one_step_late(base_plan):
     paid = {}
     for lagged in (False, True):
         plan = _fixed_command(_plan(base_plan, quirks={"feet_air_time_lagged_first_contact": lagged}))
-        system = _system(plan)
+        system = system_with_smooth_data(plan)
         _identity_dynamics(system)
-        env = ImaginationEnv(plan, system)
+        env = ImaginationEnv.from_plan(plan, system)
         env.reset()
         head = system.model.contact_head.output_layer
         per_step = []
@@ -422,7 +368,7 @@ def test_same_seed_same_numbers_and_another_seed_differs(base_plan):
 
     def run(seed):
         torch.manual_seed(0)
-        env = ImaginationEnv(plan, _system(plan), seed=seed)
+        env = ImaginationEnv.from_plan(plan, system_with_smooth_data(plan), seed=seed)
         out = [env.reset()["policy"]]
         for a in _actions(7, 5):
             obs, rewards, _, _ = env.step(a)
@@ -447,18 +393,16 @@ def test_the_step_compiles_whole_and_matches_eager(base_plan):
     step gives the eager numbers, time-outs, new episodes from the pool and pushes included."""
     plan = _plan(base_plan, ensemble_size=2, push_interval_range=(1, 3), max_episode_length=3)
     runs = {}
-    # config.patch, not monkeypatch: undoing a monkeypatch deletes the attribute, which hides the key for good
-    with torch._dynamo.config.patch(allow_rnn=True):
-        for mode in ("eager", "compiled"):
-            env = ImaginationEnv(plan, _system(plan), seed=5)
-            env.reset()
-            if mode == "compiled":
-                env._advance = torch.compile(env._advance, fullgraph=True, dynamic=False)
-            out = []
-            for a in _actions(4, 11):
-                rewards, dones, _ = env.advance(a)
-                out.append((rewards.clone(), dones.clone(), env.state.clone(), env.members.clone()))
-            runs[mode] = out
+    for mode in ("eager", "compiled"):
+        env = ImaginationEnv.from_plan(plan, system_with_smooth_data(plan), seed=5)
+        env.reset()
+        if mode == "compiled":
+            env.compile_step(fullgraph=True)
+        out = []
+        for a in _actions(4, 11):
+            rewards, dones, _ = env.advance(a)
+            out.append((rewards.clone(), dones.clone(), env.state.clone(), env.members.clone()))
+        runs[mode] = out
     torch._dynamo.reset()
     for eager, compiled in zip(runs["eager"], runs["compiled"], strict=True):
         for e, c in zip(eager, compiled, strict=True):

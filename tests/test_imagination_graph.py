@@ -4,7 +4,6 @@ skipped elsewhere; run on the lent H100 with ``pytest tests/test_imagination_gra
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import attrs
 import pytest
@@ -14,17 +13,18 @@ from tensordict import TensorDict
 from rwmspec_runtime.imagination.env import ImaginationEnv
 from rwmspec_runtime.imagination.graph import GraphedStep
 from rwmspec_runtime.training import compile_spec
-from rwmspec_runtime.world_model.system import WorldModelSystem
+
+from helpers import SPECS, TINY
+from world_model_helpers import system_with_smooth_data
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
 N = 64
 
 
 def _env(seed: int = 0) -> ImaginationEnv:
-    plan, _ = compile_spec(SPECS / "anymal_d_finetune.toml", [SPECS / "overlays" / "tiny.toml"])
+    plan, _ = compile_spec(SPECS / "anymal_d_finetune.toml", [TINY])
     # every env ends every other step; one step per iteration sizes the seed pool at its minimum (64)
     plan = attrs.evolve(
         plan,
@@ -33,21 +33,8 @@ def _env(seed: int = 0) -> ImaginationEnv:
         ),
         world_model=attrs.evolve(plan.world_model, ensemble_size=3),
     )
-    torch.manual_seed(seed)
-    system = WorldModelSystem(plan, 8, torch.device("cuda"))
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    wm = plan.world_model
-    state = torch.randn(8, wm.state_dim, generator=g, device="cuda")
-    for _ in range(40):
-        contact = (torch.rand(8, wm.contact_dim, generator=g, device="cuda") > 0.5).float()
-        system.buffer.add(
-            state,
-            torch.randn(8, wm.action_dim, generator=g, device="cuda"),
-            contact,
-            torch.zeros(8, wm.termination_dim, device="cuda"),
-        )
-        state = 0.9 * state + 0.2 * torch.randn(state.shape, generator=g, device="cuda")
-    env = ImaginationEnv(plan, system, seed=seed)
+    system = system_with_smooth_data(plan, buffer_envs=8, steps=40, seed=seed, device="cuda")
+    env = ImaginationEnv.from_plan(plan, system, seed=seed)
     env.reset()
     return env
 

@@ -4,12 +4,12 @@ imagined envs, metrics, and real transitions mixed into PPO's storage."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import attrs
 import pytest
 import torch
 
+from rwmspec.diagnostics import SpecError
 from rwmspec.manager import get_registry
 from rwmspec_runtime.imagination.step import Imagine, real_data_slots
 from rwmspec_runtime.runner import Runner
@@ -17,11 +17,10 @@ from rwmspec_runtime.seeding import seed_everything
 from rwmspec_runtime.steps import IterationContext
 from rwmspec_runtime.training import compile_spec, make_env
 
+from helpers import SPECS, TINY
+
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 torch.set_num_threads(1)
-
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-TINY = SPECS / "overlays" / "tiny.toml"
 
 
 def _runner(tmp_path, *sets: str) -> Runner:
@@ -138,17 +137,16 @@ def test_real_data_share_widens_the_storage_with_real_transitions(tmp_path):
     runner.env.close()
 
 
-def test_real_data_share_needs_matching_step_counts(tmp_path):
-    with pytest.raises(
-        ValueError,
-        match=r"imagination\.steps_per_iteration \(4\) must equal ppo\.num_steps_per_env "
-        r"\(24\)",
-    ):
+def test_real_data_share_with_unequal_step_counts_is_a_spec_error(tmp_path):
+    """`rwmspec validate` owns the rule (the imagine step relies on it and does not check again)."""
+    with pytest.raises(SpecError) as caught:
         _runner(tmp_path, "imagination.real_data_share=0.5")
+    (diagnostic,) = [d for d in caught.value.diagnostics if d.severity == "error"]
+    assert diagnostic.code == "RWM210" and diagnostic.path == ("imagination", "real_data_share")
+    assert "imagination.steps_per_iteration (4) must equal ppo.num_steps_per_env (24)" in diagnostic.message
 
 
 def test_real_data_slots():
     assert real_data_slots(0.0, 100) == 0
     assert real_data_slots(0.2, 100) == 25
-    with pytest.raises(ValueError, match=r"real_data_share = 1\.0"):
-        real_data_slots(1.0, 100)
+    assert real_data_slots(0.5, 100) == 100

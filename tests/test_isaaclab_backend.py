@@ -15,12 +15,14 @@ import os
 import re
 import subprocess
 import sys
+import types
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from types import SimpleNamespace
 
 import attrs
 import pytest
+
+from helpers import ROOT, SPECS
 
 pytestmark = pytest.mark.isaaclab
 
@@ -47,8 +49,6 @@ from rwmspec.manager import get_registry  # noqa: E402
 from rwmspec_plugins.isaaclab import mdp  # noqa: E402
 from rwmspec_plugins.isaaclab.compile import compile_plan_to_isaaclab  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SPECS = ROOT / "specs"
 #: Rigid bodies of ANYmal D (the MJCF of the robot plugin has Isaac Lab's body names): contact-sensor body regexes
 #: are compared by the bodies they select.
 ANYMAL_D_BODIES = tuple(b.get("name") for b in ET.parse(ROOT / "plugins/anymal_d/anymal_d.xml").iter("body"))
@@ -345,10 +345,16 @@ def test_options_pick_terrain_physics_and_spacing(init):
 
 def test_bad_options_name_the_key(init):
     plan, registry, _ = init
-    with pytest.raises(SpecError, match=r"env_spacing"):
-        compile_plan_to_isaaclab(_with_backend(plan, env_spacing=-1.0), registry)
-    with pytest.raises(SpecError, match=r"num_threads"):
+    # well-typed but out of range: the options' own check(), which `rwmspec validate` runs (its one owner)
+    result = load_and_compile(
+        SPECS / "anymal_d_init.toml", sets=["backend.name=isaaclab", "backend.options.env_spacing=-1.0"]
+    )
+    (problem,) = [d for d in result.diagnostics if d.severity == "error"]
+    assert problem.code == "RWM213" and problem.path == ("backend", "options", "env_spacing")
+    # a plan built by hand skipped validate: its unknown option still stops the compile, with validate's diagnostic
+    with pytest.raises(SpecError, match=r"num_threads") as info:
         compile_plan_to_isaaclab(_with_backend(plan, num_threads=2), registry)
+    assert info.value.diagnostics[0].code == "RWM213"
 
 
 def test_a_param_isaac_lab_hard_codes_must_keep_its_value(init):
@@ -364,22 +370,89 @@ def test_a_param_isaac_lab_hard_codes_must_keep_its_value(init):
 
 def test_a_kind_without_isaac_lab_binding_is_reported(init):
     plan, registry, _ = init
-    kinds = dict(registry.term_kinds)
-    kinds[("reward", "lin_vel_z_l2")] = attrs.evolve(kinds[("reward", "lin_vel_z_l2")], isaaclab=None)
-    unbound = attrs.evolve(registry, term_kinds=kinds)
-    with pytest.raises(SpecError, match=r"RWM402|lin_vel_z_l2") as info:
+    bindings = {key: b for key, b in registry.bindings.items() if key != ("isaaclab", "reward", "lin_vel_z_l2")}
+    unbound = attrs.evolve(registry, bindings=bindings)
+    with pytest.raises(SpecError) as info:
         compile_plan_to_isaaclab(plan, unbound)
-    assert [d.code for d in info.value.diagnostics] == ["RWM402"]
-    assert info.value.diagnostics[0].path == ("rewards", "lin_vel_z_l2")
+    (problem,) = info.value.diagnostics
+    assert problem.code == "RWM402" and problem.path == ("rewards", "lin_vel_z_l2")
+    assert problem.message == "reward kind 'lin_vel_z_l2' has no Isaac Lab binding"
+    assert problem.hint.startswith(
+        "register TermBinding(backend='isaaclab', category='reward', kind='lin_vel_z_l2', ref='package.module:attr') "
+        "from a plugin's rwmspec_term_bindings() hook"
+    )
 
 
-def test_every_isaaclab_binding_resolves(init):
+def test_a_binding_that_does_not_import_names_its_ref_and_provider(init):
+    plan, registry, _ = init
+    key = ("isaaclab", "reward", "lin_vel_z_l2")
+    bindings = {**registry.bindings, key: attrs.evolve(registry.bindings[key], ref="isaaclab.envs.mdp:no_such_term")}
+    with pytest.raises(SpecError) as info:
+        compile_plan_to_isaaclab(plan, attrs.evolve(registry, bindings=bindings))
+    (problem,) = info.value.diagnostics
+    assert "cannot import its Isaac Lab binding 'isaaclab.envs.mdp:no_such_term'" in problem.message
+    assert "isaaclab (rwmspec" in problem.hint
+
+
+def test_a_robot_without_isaac_lab_asset_is_rwm402_naming_the_fix(init):
+    plan, registry, _ = init
+    assets = {key: a for key, a in registry.assets.items() if key != ("anymal_d", "isaaclab")}
+    with pytest.raises(SpecError) as info:
+        compile_plan_to_isaaclab(plan, attrs.evolve(registry, assets=assets))
+    (problem,) = info.value.diagnostics
+    assert (problem.code, problem.path) == ("RWM402", ("robot", "name"))
+    assert problem.message == "robot 'anymal_d' has no Isaac Lab articulation"
+    assert (
+        "RobotAsset(robot='anymal_d', backend='isaaclab'" in problem.hint and "rwmspec_robot_assets()" in problem.hint
+    )
+
+
+def test_the_robot_is_placed_at_the_backends_prim_path(init, ours, monkeypatch):
+    from isaaclab.utils import replace
+
+    from rwmspec_plugins.isaaclab.compile import ROBOT_PRIM_PATH
+
+    plan, registry, _ = init
+    assert ours.scene.robot.prim_path == ROBOT_PRIM_PATH
+    assert ours.scene.contact_forces.prim_path.startswith(ROBOT_PRIM_PATH + "/")
+    elsewhere = types.ModuleType("robot_elsewhere")
+    elsewhere.articulation = lambda: replace(ours.scene.robot, prim_path="/World/Elsewhere")
+    asset = attrs.evolve(registry.assets[("anymal_d", "isaaclab")], ref="robot_elsewhere:articulation")
+    monkeypatch.setitem(sys.modules, "robot_elsewhere", elsewhere)
+    assets = {**registry.assets, ("anymal_d", "isaaclab"): asset}
+    env = compile_plan_to_isaaclab(plan, attrs.evolve(registry, assets=assets)).objects["env_cfg"]
+    assert env.scene.robot.prim_path == ROBOT_PRIM_PATH
+
+
+def test_every_isaaclab_binding_resolves_and_every_locomotion_kind_is_bound(init):
     from rwmspec.manager import resolve
 
     _plan, registry, _ = init
-    for (category, name), kind in registry.term_kinds.items():
-        if kind.isaaclab is not None:
-            assert callable(resolve(kind.isaaclab)), f"{category} kind {name!r}: {kind.isaaclab}"
+    bound = set()
+    for (backend, category, name), binding in registry.bindings.items():
+        if backend == "isaaclab":
+            assert callable(resolve(binding.ref)), f"{category} kind {name!r}: {binding.ref}"
+            bound.add((category, name))
+    locomotion = {
+        key for key in registry.term_kinds if registry.providers[("term_kinds", key)].startswith("locomotion")
+    }
+    assert locomotion and locomotion <= bound, f"kinds without an isaaclab binding: {sorted(locomotion - bound)}"
+
+
+def test_runner_config_is_the_shared_rsl_rl_translation(init, ours_runner):
+    """Isaac Lab's runner config and the runtime's PPO read one translation of the plan (rwmspec.ppo_config)."""
+    from rwmspec.ppo_config import train_cfg
+
+    plan, _, _ = init
+    shared = train_cfg(plan)
+    ours = to_dict(ours_runner)
+    for key in ("num_steps_per_env", "save_interval", "obs_groups", "check_for_nan", "logger"):
+        assert ours[key] == shared[key], key
+    assert shared["algorithm"].items() <= ours["algorithm"].items()
+    for model in ("actor", "critic"):
+        expected = {k: v for k, v in shared[model].items() if k != "distribution_cfg"}
+        assert expected.items() <= ours[model].items(), model
+    assert shared["actor"]["distribution_cfg"].items() <= ours["actor"]["distribution_cfg"].items()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -419,7 +492,7 @@ def test_body_contact_is_the_peak_force_over_the_history():
 def test_plugin_module_stays_light():
     code = (
         "import sys, rwmspec_plugins.isaaclab.plugin, rwmspec_plugins.isaaclab.env, "
-        "rwmspec_plugins.isaaclab.compile, rwmspec_plugins.isaaclab.robots; "
+        "rwmspec_plugins.isaaclab.compile; "
         "print(sorted(m for m in ('torch', 'isaaclab', 'warp', 'rsl_rl') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 HEAVY = ("torch", "mujoco", "isaaclab", "isaaclab_tasks", "rsl_rl", "tensordict")
 
 PROBE = """

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import tomli
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 PYPROJECT = tomli.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -28,7 +29,9 @@ def test_every_package_folder_is_listed():
 
 
 def test_every_builtin_plugin_is_an_entry_point():
-    eps = PYPROJECT["project"]["entry-points"]["rwmspec"]
+    eps = dict(PYPROJECT["project"]["entry-points"]["rwmspec"])
+    # the runtime registers its stages, steps and commands like any plugin
+    assert eps.pop("runtime") == "rwmspec_runtime.plugin"
     plugin_dirs = {p.parent.name for p in (ROOT / "plugins").glob("*/plugin.py")}
     assert plugin_dirs == set(eps), (
         "each plugins/<name>/plugin.py must be registered under [project.entry-points.rwmspec]"

@@ -14,11 +14,12 @@ import pytest
 
 from rwmspec import hookimpl, hookspecs
 from rwmspec.api import load_and_compile
-from rwmspec.diagnostics import render
+from rwmspec.compile import compile_backend
+from rwmspec.diagnostics import SpecError, render
 from rwmspec.manager import build_registry
-from rwmspec.types import RobotDef
+from rwmspec.types import RobotAsset, RobotDef
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 FAKEBOT = """
 from rwmspec import hookimpl
@@ -147,6 +148,61 @@ def test_a_spec_can_use_the_third_party_robot(installed, tmp_path):
     result = load_and_compile(spec, registry=build_registry())
     assert result.ok, render(result.diagnostics)
     assert result.plan.robot.joint_names[0] == "FL_hip"
+
+
+def _fakebot_plan(tmp_path: Path, registry):
+    spec = tmp_path / "fakebot.toml"
+    spec.write_text(
+        textwrap.dedent(f"""\
+        [experiment]
+        extends = "{(ROOT / "tests/specs/valid/init_minimal.toml").as_posix()}"
+        name = "fakebot_flat"
+
+        [robot]
+        name = "fakebot"
+    """)
+    )
+    result = load_and_compile(spec, registry=registry)
+    assert result.ok, render(result.diagnostics)
+    return result.plan
+
+
+def test_a_robot_without_an_embedded_asset_is_rwm402_naming_the_fix(installed, tmp_path):
+    registry = build_registry()
+    plan = _fakebot_plan(tmp_path, registry)
+    with pytest.raises(SpecError) as info:
+        compile_backend(plan, registry, "embedded")
+    (problem,) = info.value.diagnostics
+    assert (problem.code, problem.path) == ("RWM402", ("robot", "name"))
+    assert problem.message == "robot 'fakebot' has no MJCF model, which the embedded backend simulates"
+    assert "RobotAsset(robot='fakebot', backend='embedded', ref='package:relative/file.xml')" in problem.hint
+    assert "rwmspec_robot_assets()" in problem.hint
+
+
+def _asset_plugin(ref: str) -> types.ModuleType:
+    """A third party that bridges fakebot to the embedded backend."""
+    return _module(
+        "fakebot_embedded",
+        rwmspec_robot_assets=lambda: [RobotAsset(robot="fakebot", backend="embedded", ref=ref)],
+    )
+
+
+def test_the_embedded_backend_takes_the_mjcf_of_the_robots_asset(installed, tmp_path):
+    from importlib import resources
+
+    # a file shipped in an installed package; the backend only resolves it here, MuJoCo reads it when an env is made
+    registry = build_registry([("bridge", _asset_plugin("rwmspec_plugins.anymal_d:anymal_d.xml"))])
+    artifacts = compile_backend(_fakebot_plan(tmp_path, registry), registry, "embedded")
+    expected = resources.files("rwmspec_plugins.anymal_d").joinpath("anymal_d.xml")
+    assert artifacts.objects["config"].mjcf == str(expected)
+    assert '"mjcf": "rwmspec_plugins.anymal_d:anymal_d.xml"' in artifacts.dumps["embedded.json"]
+
+    registry = build_registry([("bridge", _asset_plugin("rwmspec_plugins.anymal_d:fakebot.xml"))])
+    with pytest.raises(SpecError) as info:
+        compile_backend(_fakebot_plan(tmp_path, registry), registry, "embedded")
+    (problem,) = info.value.diagnostics
+    assert problem.code == "RWM402" and "MJCF 'rwmspec_plugins.anymal_d:fakebot.xml' not found" in problem.message
+    assert problem.hint == "reinstall plugin bridge (inline -), or fix its RobotAsset ref"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 import torch
-from test_runtime_runner import DummyEnv, make_plan, train
 
 from rwmspec.diagnostics import SpecError
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.ppo import train_cfg
+
+from runner_helpers import DummyEnv, make_plan, train
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import TINY, rwmspec
+
 SPEC = "specs/anymal_d_init.toml"
-TINY = "specs/overlays/tiny.toml"
-
-
-def rwmspec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    # one intra-op thread: the tiny networks gain nothing from more, and the CPU is shared
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "rwmspec", *map(str, args)],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +64,7 @@ def test_export_torchscript(trained, tmp_path):
     assert json.loads((tmp_path / "policy.json").read_text())["input_dim"] == 48
 
 
+@pytest.mark.slow
 def test_play_writes_an_mp4_tracking_the_robot(trained, tmp_path):
     _, run = trained
     video = tmp_path / "walk.mp4"
@@ -104,6 +88,7 @@ def test_play_without_an_opengl_backend_names_the_setup_script(trained, tmp_path
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_diagnostics_without_traceback(trained, tmp_path):
     _, run = trained
     missing = rwmspec("eval", tmp_path / "no_such_run")
@@ -123,23 +108,27 @@ def test_bad_inputs_are_diagnostics_without_traceback(trained, tmp_path):
     assert bad_set.returncode == 1 and "ppo.gamma" in bad_set.stderr and "Traceback" not in bad_set.stderr
 
 
-def test_registered_command_usage_errors_and_help(capsys):
+def test_runtime_command_usage_errors_and_help(capsys):
+    """The runtime's commands parse through `rwmspec`'s one parser; usage errors exit 2 before anything runs."""
+    from rwmspec.cli import main
+
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: rwmspec run ") and "--resume" in out and "--overlay FILE" in out
+    assert "rwmspec run specs/anymal_d_finetune.toml --with-deps" in out  # the epilog of its CommandDef
+    assert main(["eval-model", "--help"]) == 0
+    assert "rwmspec eval-model RUN --checkpoint model_500.pt" in capsys.readouterr().out
+    assert main(["no-such-command"]) == 2
+    assert main(["export", "x", "--format", "tflite"]) == 2
+    assert main(["run"]) == 2
+    assert "the following arguments are required: spec" in capsys.readouterr().err
+
+
+def test_the_runtime_module_has_no_parser_or_command_table_of_its_own():
+    from rwmspec.manager import resolve
     from rwmspec_runtime import cli
+    from rwmspec_runtime.plugin import COMMANDS
 
-    def configure(p):
-        p.add_argument("--name", default="world")
-
-    def hello(args):
-        print(f"hello {args.name}")
-        return 0
-
-    cli.register_command("hello", cli.Command("say hello", configure, hello))
-    try:
-        assert cli.main(["hello", "--name", "rwm"]) == 0
-        assert capsys.readouterr().out == "hello rwm\n"
-    finally:
-        cli.COMMANDS.pop("hello")
-    assert cli.main(["run", "--help"]) == 0
-    assert "--resume" in capsys.readouterr().out
-    assert cli.main(["no-such-command"]) == 2
-    assert cli.main(["export", "x", "--format", "tflite"]) == 2
+    assert not hasattr(cli, "main") and not hasattr(cli, "COMMANDS") and not hasattr(cli, "register_command")
+    for command in COMMANDS:
+        assert callable(resolve(command.configure)) and callable(resolve(command.handler)), command.name

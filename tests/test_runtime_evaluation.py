@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,9 +9,9 @@ import rwmspec_plugins.embedded.env as embedded_env
 from rwmspec_runtime.evaluation import evaluate, format_report
 from rwmspec_runtime.training import TrainRequest, train
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "specs" / "anymal_d_init.toml"
-TINY = ROOT / "specs" / "overlays" / "tiny.toml"
+from helpers import SPECS, TINY
+
+SPEC = SPECS / "anymal_d_init.toml"
 torch.set_num_threads(1)
 
 

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_runtime_runner import POLICY_DIM, train
 
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.export import export_policy
 from rwmspec_runtime.ppo import build_actor
 from rwmspec_runtime.rundir import RunDir
+
+from runner_helpers import POLICY_DIM, train
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ exactly once, and keeps one metrics record per iteration; a changed plan is refu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,9 +16,9 @@ from rwmspec_runtime import checkpoints
 from rwmspec_runtime.rundir import RunDir
 from rwmspec_runtime.training import TrainRequest, train
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "specs" / "anymal_d_init.toml"
-TINY = ROOT / "specs" / "overlays" / "tiny.toml"
+from helpers import SPECS, TINY
+
+SPEC = SPECS / "anymal_d_init.toml"
 torch.set_num_threads(1)  # tiny networks: a second intra-op thread only contends with the physics threads
 
 

@@ -9,7 +9,6 @@ import attrs
 import pytest
 import torch
 
-from rwmspec import api
 from rwmspec.diagnostics import SpecError
 from rwmspec.plan import RunRefPlan, plan_to_dict
 from rwmspec_runtime import checkpoints
@@ -25,17 +24,15 @@ from rwmspec_runtime.runs import (
 )
 from rwmspec_runtime.training import TrainRequest, _resolve_references
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "specs" / "anymal_d_init.toml"
-TINY = ROOT / "specs" / "overlays" / "tiny.toml"
+from helpers import SPECS, TINY, compile_tiny
+
+SPEC = SPECS / "anymal_d_init.toml"
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def plan():
-    result = api.load_and_compile(SPEC, overlays=[TINY])
-    assert result.ok, result.diagnostics
-    return result.plan
+    return compile_tiny(SPEC.name)
 
 
 def _fake_run(root: Path, plan, when: datetime.datetime, with_checkpoint: bool = True):

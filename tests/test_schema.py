@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -13,7 +12,8 @@ from rwmspec.cli import main
 from rwmspec.manager import build_registry, get_registry
 from rwmspec.schema import build_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 COMMITTED = ROOT / "specs/rwmspec.schema.json"
 SPECS = sorted((ROOT / "specs").rglob("*.toml"))
 #: what taplo understands (Draft 4), plus annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,8 @@ from rwmspec.api import load_and_compile
 from rwmspec.diagnostics import render
 from rwmspec.manager import get_registry
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 VALID = sorted((ROOT / "tests/specs/valid").glob("*.toml"))
 INVALID_DIR = ROOT / "tests/specs/invalid"
 INVALID = sorted(INVALID_DIR.glob("*.toml"))
@@ -47,6 +47,15 @@ def test_invalid_spec_diagnostics(path):
     assert concise(path.name) == expected
 
 
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_each_rule_is_reported_once(path):
+    """Each rule has one owner (structure, checks or compiler) and nothing merges their findings afterwards: a code
+    at a key path appears once (the corpus has no two distinct problems of one code at one key)."""
+    result = load_and_compile(path, registry=get_registry())
+    keys = [(d.code, d.file, d.dotted_path) for d in result.diagnostics if d.path]
+    assert len(keys) == len(set(keys)), render(result.diagnostics, "concise")
+
+
 def test_corpus_covers_every_case_named_in_the_issue():
     names = {p.stem for p in INVALID}
     assert {
@@ -59,6 +68,7 @@ def test_corpus_covers_every_case_named_in_the_issue():
         "broken_toml",
         "out_of_range",
         "bad_run_reference",
+        "imagination_needs",
     } <= names
     assert all(p.with_suffix(".expected").is_file() for p in INVALID)
 

@@ -21,7 +21,8 @@ from rwmspec.diagnostics import FORMATS, Diagnostic, render
 from rwmspec.manager import get_registry
 from rwmspec.spec.load import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 VALID = [ROOT / "tests/specs/valid/init_minimal.toml", ROOT / "tests/specs/valid/finetune_refs.toml"]
 REGISTRY = get_registry()
 BASE_RAWS = []

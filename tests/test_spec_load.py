@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import attrs
 import pytest
@@ -13,7 +12,8 @@ from rwmspec.diagnostics import render
 from rwmspec.manager import get_registry
 from rwmspec.spec.load import Origin, load_spec, parse_set
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 MINIMAL = ROOT / "tests/specs/valid/init_minimal.toml"
 
 
@@ -219,7 +219,7 @@ def test_structural_errors_leave_a_partial_spec_for_the_checks(files):
         }
     )
     result = load_and_compile("spec.toml", registry=get_registry())
-    assert [d.code for d in result.diagnostics] == ["RWM104", "RWM103", "RWM201"]
+    assert [d.code for d in result.diagnostics] == ["RWM214", "RWM103", "RWM201"]
     assert result.spec is None and result.plan is None and result.loaded.partial is not None
 
 
@@ -257,3 +257,26 @@ def test_resolved_toml_round_trips(files, tmp_path):
     again = load("resolved.toml")
     assert again.diagnostics == []
     assert again.spec == attrs.evolve(loaded.spec, experiment=attrs.evolve(loaded.spec.experiment, extends=None))
+
+
+def test_only_a_files_own_folder_makes_it_a_fragment(tmp_path):
+    """A project under a folder called base/ holds whole specs; a file directly in base/ or overlays/ is a fragment."""
+    project = tmp_path / "base" / "project"
+    (project / "specs").mkdir(parents=True)
+    for name in ("anymal_d_init.toml", "base/anymal_d_flat.toml"):
+        target = project / "specs" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((ROOT / "specs" / name).read_text())
+    whole = load_and_compile(project / "specs" / "anymal_d_init.toml")
+    assert whole.plan is not None and not whole.loaded.fragment, whole.diagnostics
+    assert load_and_compile(project / "specs" / "base" / "anymal_d_flat.toml").loaded.fragment
+
+
+def test_a_fragment_run_as_a_spec_names_what_it_lacks():
+    """`rwmspec run` checks the file it is given as a whole spec: a fragment gets diagnostics, not a silent refusal."""
+    from rwmspec.diagnostics import SpecError
+    from rwmspec_runtime.training import compile_spec
+
+    with pytest.raises(SpecError) as caught:
+        compile_spec(ROOT / "specs" / "base" / "anymal_d_flat.toml")
+    assert any(d.code == "RWM102" and d.path == ("experiment", "stage") for d in caught.value.diagnostics)

@@ -8,16 +8,23 @@ AnymalDFlatEnvCfg + AnymalDFlatPPORunnerCfg as instantiated from the isaaclab 3.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from rwmspec.api import load_and_compile
 from rwmspec.diagnostics import render
-from rwmspec.plan import STAGE_STEPS, Plan
+from rwmspec.plan import Plan
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from helpers import SPECS
+
 STAGES = ("init", "pretrain", "finetune", "visualize")
+#: runner steps of each stage, as the runtime's stage records (rwmspec_runtime.plugin) list them
+STAGE_STEPS = {
+    "init": ("collect", "update_policy"),
+    "pretrain": ("collect", "store_transitions", "update_world_model", "update_policy"),
+    "finetune": ("collect", "store_transitions", "update_world_model", "imagine", "update_policy"),
+    "visualize": ("visualize",),
+}
 
 
 def compile_spec(name: str, overlays: tuple[str, ...] = ()) -> Plan:

@@ -4,27 +4,11 @@ missing upstream run without --with-deps, and a world model trained for another 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = "specs/overlays/tiny.toml"
-
-
-def rwmspec(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet")
-    return subprocess.run(
-        [sys.executable, "-m", "rwmspec", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from helpers import TINY, rwmspec
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,23 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from pathlib import Path
 
 import attrs
 import pytest
 
-from rwmspec.manager import build_registry, resolve
+from rwmspec.manager import resolve
 from rwmspec_plugins.anymal_d.plugin import ANYMAL_D
 from rwmspec_plugins.locomotion import params as P
 from rwmspec_plugins.locomotion.plugin import ALL_KINDS
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 CATEGORIES = {"observation", "reward", "termination", "event", "command", "action"}
 
 
-def architecture_table() -> dict[str, set[str]]:
-    """category -> kinds, read from the term-kind table of docs/architecture.md."""
-    text = (ROOT / "docs" / "architecture.md").read_text()
+def kinds_table() -> dict[str, set[str]]:
+    """category -> kinds, read from the term-kind table of docs/terms.md."""
+    text = (ROOT / "docs" / "terms.md").read_text()
     table = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -30,13 +30,8 @@ def architecture_table() -> dict[str, set[str]]:
     return table
 
 
-@pytest.fixture(scope="module")
-def registry():
-    return build_registry()
-
-
 def test_every_documented_kind_is_registered_by_locomotion(registry):
-    table = architecture_table()
+    table = kinds_table()
     assert set(table) == CATEGORIES
     for category, kinds in table.items():
         ours = {k.name for k in ALL_KINDS if k.category == category}
@@ -45,12 +40,13 @@ def test_every_documented_kind_is_registered_by_locomotion(registry):
             assert registry.providers[("term_kinds", (category, name))].startswith("locomotion ")
 
 
-def test_docs_terms_lists_every_kind_and_param():
+def test_docs_terms_lists_every_kind_and_param(registry):
     text = (ROOT / "docs" / "terms.md").read_text()
     for kind in ALL_KINDS:
         assert f"`{kind.name}`" in text, kind.name
-        if kind.isaaclab:
-            assert kind.isaaclab in text, kind.isaaclab
+        binding = registry.binding("isaaclab", kind.category, kind.name)
+        if binding is not None:
+            assert binding.ref in text, binding.ref
         for field in attrs.fields(kind.params_type) if kind.params_type else ():
             assert f"`{field.name}`" in text, (kind.name, field.name)
 
@@ -68,19 +64,43 @@ def test_params_are_documented_and_typed(kind):
             assert hints[field.name] in (P.Range, dict[str, P.Range]), field.name
 
 
-def test_bindings():
+def test_bindings(registry):
+    module = {"observation": "observations", "reward": "rewards", "termination": "terminations"}
     for kind in ALL_KINDS:
-        assert kind.isaaclab and re.fullmatch(r"[a-z0-9_.]+:[A-Za-z0-9_]+", kind.isaaclab), kind.name
-        if kind.category in ("observation", "reward", "termination"):
-            module = {"observation": "observations", "reward": "rewards", "termination": "terminations"}
-            assert kind.function == f"rwmspec_runtime.terms.{module[kind.category]}:{kind.name}"
-        else:
-            assert kind.function is None  # events, commands and actions are implemented by each backend
-    by_name = {k.name: k for k in ALL_KINDS}
-    assert by_name["feet_air_time"].isaaclab == "isaaclab_tasks.core.velocity.mdp:feet_air_time"
-    assert by_name["stand_still"].isaaclab == "rwmspec_plugins.isaaclab.mdp:stand_still"
-    assert by_name["body_contact"].isaaclab == "rwmspec_plugins.isaaclab.mdp:body_contact"
-    assert by_name["joint_torques_l2"].isaaclab == "isaaclab.envs.mdp:joint_torques_l2"
+        binding = registry.binding("isaaclab", kind.category, kind.name)
+        assert binding is not None and re.fullmatch(r"[a-z0-9_.]+:[A-Za-z0-9_]+", binding.ref), kind.name
+        if kind.category in module:
+            assert kind.function.endswith(f".{module[kind.category]}:{kind.name}"), kind.function
+        elif kind.category in ("event", "action"):
+            assert kind.function is None  # they change the simulation itself: each backend implements them
+
+    def ref(category: str, name: str) -> str:
+        return registry.binding("isaaclab", category, name).ref
+
+    assert ref("reward", "feet_air_time") == "isaaclab_tasks.core.velocity.mdp:feet_air_time"
+    assert ref("reward", "stand_still") == "rwmspec_plugins.isaaclab.mdp:stand_still"
+    assert ref("observation", "body_contact") == "rwmspec_plugins.isaaclab.mdp:body_contact"
+    assert ref("reward", "joint_torques_l2") == "isaaclab.envs.mdp:joint_torques_l2"
+
+
+def test_imagination_metadata():
+    """What imagination reads from the kinds: an inverse for every state field, a contact group param that exists."""
+    by_field = {}
+    for kind in ALL_KINDS:
+        if kind.state_field is not None:
+            assert kind.category == "observation" and kind.state_field in kind.reads, kind.name
+            assert kind.inverse is not None and callable(resolve(kind.inverse)), kind.name
+            assert by_field.setdefault(kind.state_field, kind.name) == kind.name, "one kind per view field"
+        if kind.contact_group_param is not None:
+            assert kind.contact_group_param in attrs.fields_dict(kind.params_type), kind.name
+    assert set(by_field) == {
+        "base_lin_vel",
+        "base_ang_vel",
+        "projected_gravity",
+        "joint_pos",
+        "joint_vel",
+        "joint_torque",
+    }
 
 
 @pytest.mark.parametrize("category", ["observation", "reward", "termination"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rwmspec_runtime.terms.commands import VelocityCommand, VelocityRanges, commands_from_uniform, wrap_to_pi
+from rwmspec_plugins.locomotion.commands import VelocityCommand, VelocityRanges, commands_from_uniform, wrap_to_pi
 
 N = 8
 RANGES = VelocityRanges(
@@ -35,7 +35,7 @@ def test_resampling_happens_when_timers_expire_and_only_for_those_envs():
     for _ in range(30):
         before_cmd, before_time = cmd.command.clone(), cmd.time_left.clone()
         expire = (before_time - dt) <= 0.0
-        after = cmd.step(dt, heading)
+        after = cmd.step(dt, {"heading": heading})
         assert torch.equal(after[~expire], before_cmd[~expire])
         torch.testing.assert_close(cmd.time_left[~expire], before_time[~expire] - dt)
         if expire.any():
@@ -60,7 +60,7 @@ def test_handed_out_commands_are_never_modified():
     cmd = VelocityCommand(N, RANGES, generator=gen(3), resampling_time_range_s=(0.1, 0.1))
     first = cmd.command
     snapshot = first.clone()
-    cmd.step(0.2, torch.zeros(N))
+    cmd.step(0.2, {"heading": torch.zeros(N)})
     assert torch.equal(first, snapshot)
 
 
@@ -69,7 +69,7 @@ def test_standing_envs_get_zero_command():
         N, RANGES, generator=gen(4), rel_standing_envs=1.0, heading_command=True, heading_control_stiffness=0.5
     )
     assert cmd.is_standing_env.all() and torch.equal(cmd.command, torch.zeros(N, 3))
-    assert torch.equal(cmd.step(0.02, torch.ones(N)), torch.zeros(N, 3))
+    assert torch.equal(cmd.step(0.02, {"heading": torch.ones(N)}), torch.zeros(N, 3))
     none_stand = VelocityCommand(N, RANGES, generator=gen(4), rel_standing_envs=0.0)
     assert not none_stand.is_standing_env.any()
 
@@ -88,7 +88,7 @@ def test_heading_control_math():
     assert cmd.is_heading_env.all()
     target = cmd.heading_target.numpy().astype(np.float64)
     yaw = np.linspace(-3.0, 3.0, N)
-    out = cmd.step(0.02, torch.tensor(yaw, dtype=torch.float32)).numpy()
+    out = cmd.step(0.02, {"heading": torch.tensor(yaw, dtype=torch.float32)}).numpy()
     error = np.angle(np.exp(1j * (target - yaw)))  # wrapped to (-pi, pi]
     np.testing.assert_allclose(out[:, 2], np.clip(stiffness * error, -1.0, 1.0), atol=1e-5)
 
@@ -96,10 +96,10 @@ def test_heading_control_math():
 def test_heading_error_wraps_the_short_way_and_clips():
     ranges = VelocityRanges(lin_vel_x=(0, 0), lin_vel_y=(0, 0), ang_vel_z=(-0.4, 0.4), heading=(3.0, 3.0))
     cmd = VelocityCommand(2, ranges, generator=gen(), heading_command=True, heading_control_stiffness=1.0)
-    out = cmd.step(0.02, torch.tensor([-3.0, 2.9]))
+    out = cmd.step(0.02, {"heading": torch.tensor([-3.0, 2.9])})
     # target 3.0 from yaw -3.0: the short way is -(2*pi - 6) = -0.283 rad, not +6 rad
     np.testing.assert_allclose(out[:, 2].numpy(), [6.0 - 2 * math.pi, 0.1], atol=1e-5)
-    out = cmd.step(0.02, torch.tensor([1.0, 3.0]))
+    out = cmd.step(0.02, {"heading": torch.tensor([1.0, 3.0])})
     np.testing.assert_allclose(out[:, 2].numpy(), [0.4, 0.0], atol=1e-6)  # 2.0 clipped to 0.4
 
 
@@ -108,7 +108,7 @@ def test_non_heading_envs_keep_sampled_yaw_rate():
         N, RANGES, generator=gen(6), heading_command=True, rel_heading_envs=0.0, resampling_time_range_s=(100.0, 100.0)
     )
     before = cmd.command.clone()
-    assert torch.equal(cmd.step(0.02, torch.full((N,), 2.0)), before)
+    assert torch.equal(cmd.step(0.02, {"heading": torch.full((N,), 2.0)}), before)
 
 
 def test_deterministic_under_seed():
@@ -123,7 +123,7 @@ def test_deterministic_under_seed():
             rel_standing_envs=0.2,
             resampling_time_range_s=(0.1, 0.3),
         )
-        return torch.stack([cmd.step(0.05, torch.full((N,), 0.1 * t)) for t in range(20)])
+        return torch.stack([cmd.step(0.05, {"heading": torch.full((N,), 0.1 * t)}) for t in range(20)])
 
     assert torch.equal(run(7), run(7))
     assert not torch.equal(run(7), run(8))
@@ -192,8 +192,10 @@ def test_heading_command_needs_heading_range():
     ranges = VelocityRanges(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1))
     with pytest.raises(ValueError, match="needs a `heading` range"):
         VelocityCommand(N, ranges, generator=gen(), heading_command=True)
+    with_heading = VelocityRanges(lin_vel_x=(-1, 1), lin_vel_y=(-1, 1), ang_vel_z=(-1, 1), heading=(-3, 3))
     with pytest.raises(ValueError, match="heading has shape"):
-        VelocityCommand(N, ranges, generator=gen()).step(0.02, torch.zeros(N, 1))
+        command = VelocityCommand(N, with_heading, generator=gen(), heading_command=True)
+        command.step(0.02, {"heading": torch.zeros(N, 1)})
 
 
 def test_wrap_to_pi():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rwmspec_runtime.terms import contact_timers
-from rwmspec_runtime.terms.rewards import first_contact
+from rwmspec_plugins.locomotion.rewards import first_contact
+from rwmspec_runtime.mdp import contact_timers
 
 DT = 0.02
 

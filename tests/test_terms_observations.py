@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import types
 
 import numpy as np
@@ -10,34 +9,12 @@ import pytest
 import torch
 
 from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan
-from rwmspec_runtime.terms import observations as obs
-from rwmspec_runtime.terms.registry import compute_observation_group
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_plugins.locomotion import observations as obs
+from rwmspec_runtime.mdp.terms import compute_observation_group
+
+from term_helpers import RecordingView, random_state_view
 
 N, J = 5, 12
-
-
-def make_view(seed: int = 0) -> StateView:
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g)
-
-    return StateView(
-        base_lin_vel=r(N, 3),
-        base_ang_vel=r(N, 3),
-        projected_gravity=r(N, 3),
-        joint_pos=r(N, J),
-        joint_vel=r(N, J),
-        joint_torque=r(N, J),
-        prev_joint_vel=r(N, J),
-        default_joint_pos=r(J),
-        contacts={"feet": torch.rand(N, 4, generator=g) > 0.5, "thighs": torch.rand(N, 4, generator=g) > 0.5},
-        command=r(N, 3),
-        action=r(N, J),
-        prev_action=r(N, J),
-        dt=0.02,
-    )
 
 
 OBS_CALLS = [
@@ -53,27 +30,27 @@ OBS_CALLS = [
 
 @pytest.mark.parametrize("fn,kwargs,dim,field", OBS_CALLS, ids=[c[0].__name__ for c in OBS_CALLS])
 def test_direct_terms_return_their_field(fn, kwargs, dim, field):
-    v = make_view(1)
+    v = random_state_view(N, J, 1)
     out = fn(v, **kwargs)
     assert out.shape == (N, dim) and out.dtype == torch.float32
     np.testing.assert_array_equal(out.numpy(), getattr(v, field).numpy())
 
 
 def test_last_action_is_this_steps_action_not_the_previous_one():
-    v = make_view(2)
+    v = random_state_view(N, J, 2)
     assert torch.equal(obs.last_action(v), v.action) and not torch.equal(obs.last_action(v), v.prev_action)
 
 
 def test_joint_pos_rel_subtracts_default_pose():
-    v = make_view(3)
+    v = random_state_view(N, J, 3)
     expected = v.joint_pos.numpy().astype(np.float64) - v.default_joint_pos.numpy()[None, :]
     np.testing.assert_allclose(obs.joint_pos_rel(v).numpy(), expected, rtol=1e-6, atol=1e-6)
-    per_env_default = dataclasses.replace(v, default_joint_pos=v.default_joint_pos.expand(N, J).clone())
+    per_env_default = v.replace(default_joint_pos=v.default_joint_pos.expand(N, J).clone())
     torch.testing.assert_close(obs.joint_pos_rel(per_env_default), obs.joint_pos_rel(v))
 
 
 def test_body_contact_is_float_flags_of_the_group():
-    v = make_view(4)
+    v = random_state_view(N, J, 4)
     out = obs.body_contact(v, bodies="thighs", threshold=1.0)
     assert out.shape == (N, 4) and out.dtype == torch.float32
     np.testing.assert_array_equal(out.numpy(), v.contacts["thighs"].numpy().astype(np.float32))
@@ -99,29 +76,20 @@ EXPECTED_READS = {
 }
 
 
-class RecordingView(StateView):
-    """A StateView that records every attribute read."""
-
-    def __getattribute__(self, name):
-        if not name.startswith("__"):
-            object.__getattribute__(self, "__dict__").setdefault("_reads", set()).add(name)
-        return object.__getattribute__(self, name)
-
-
 @pytest.mark.parametrize("fn,kwargs", ALL_CALLS, ids=[fn.__name__ for fn, _ in ALL_CALLS])
 def test_observations_read_only_declared_fields_and_no_hidden_state(fn, kwargs):
-    v = make_view(5)
-    values = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+    v = random_state_view(N, J, 5)
+    values = v.as_dict()
     rec = RecordingView(**values)
     fn(rec, **kwargs)
     reads = rec.__dict__["_reads"] - {"_reads"}
-    assert reads <= {f.name for f in dataclasses.fields(StateView)}
+    assert reads <= set(v.as_dict())
     assert reads == EXPECTED_READS[fn.__name__]
     torch.testing.assert_close(fn(types.SimpleNamespace(**values), **kwargs), fn(v, **kwargs))
 
 
 def test_compute_observation_group_concatenates_in_plan_order_and_checks_widths():
-    v = make_view(6)
+    v = random_state_view(N, J, 6)
     terms = (
         ObservationTermPlan(name="lin", kind="base_lin_vel", dim=3, start=0),
         ObservationTermPlan(name="q", kind="joint_pos_rel", dim=J, start=3),

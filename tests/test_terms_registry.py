@@ -12,42 +12,20 @@ import attrs
 import pytest
 import torch
 
-from rwmspec.manager import Registry
+from rwmspec.manager import Registry, get_registry
 from rwmspec.plan import TermPlan
 from rwmspec_plugins.locomotion import plugin as locomotion
-from rwmspec_runtime.terms import contact_timers
-from rwmspec_runtime.terms.commands import VelocityCommand
-from rwmspec_runtime.terms.registry import bind_term_functions, call_reward_terms, resolve_term_function
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_plugins.locomotion.commands import VelocityCommand
+from rwmspec_runtime.mdp import CommandTerm, make_command
+from rwmspec_runtime.mdp.terms import bind_term_functions, call_reward_terms, resolve_term_function
+
+from term_helpers import random_state_view
 
 N, J = 4, 12
 KINDS = {(k.category, k.name): k for k in locomotion.rwmspec_term_kinds()}
 TORCH_KINDS = sorted(key for key, k in KINDS.items() if k.category in ("observation", "reward"))
 #: params a params class cannot default (the contact group)
 REQUIRED = {"bodies": "feet"}
-
-
-def view() -> StateView:
-    g = torch.Generator().manual_seed(0)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    groups = {"feet": torch.rand(N, 4, generator=g) > 0.5, "thighs": torch.rand(N, 4, generator=g) > 0.5}
-    timers = contact_timers.advance(contact_timers.zeros(N, 4), groups["feet"], 0.02)
-    return StateView(
-        base_lin_vel=r(N, 3),
-        base_ang_vel=r(N, 3),
-        projected_gravity=r(N, 3),
-        joint_pos=r(N, J),
-        joint_vel=r(N, J),
-        joint_torque=r(N, J),
-        prev_joint_vel=r(N, J),
-        default_joint_pos=r(J),
-        contacts=groups,
-        command=r(N, 3),
-        action=r(N, J),
-        prev_action=r(N, J),
-        dt=0.02,
-        contact_timers={"feet": timers},
-    )
 
 
 def default_params(params_type) -> dict:
@@ -64,7 +42,7 @@ def test_function_keywords_equal_params_fields(key):
     keywords = {p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY}
     fields = {f.name for f in attrs.fields(kind.params_type)} if kind.params_type else set()
     assert keywords == fields
-    out = fn(view(), **default_params(kind.params_type))
+    out = fn(random_state_view(N, J), **default_params(kind.params_type))
     assert out.shape[0] == N and out.dtype == torch.float32
 
 
@@ -74,7 +52,7 @@ def test_all_locomotion_rewards_through_call_reward_terms():
         TermPlan(name=f"r_{k.name}", kind=k.name, params=default_params(k.params_type), weight=-1.0) for k in rewards
     ]
     fns = bind_term_functions(plans, Registry(term_kinds=KINDS), "reward")
-    out = call_reward_terms(view(), plans, fns)
+    out = call_reward_terms(random_state_view(N, J), plans, fns)
     assert set(out) == {p.name for p in plans}
     assert all(v.shape == (N,) and torch.isfinite(v).all() for v in out.values())
 
@@ -84,11 +62,12 @@ def test_uniform_velocity_params_build_a_command_generator():
     params = attrs.asdict(
         kind.params_type(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0), heading=(-3.14, 3.14))
     )
-    cmd = VelocityCommand.from_params(
-        N, params, generator=torch.Generator().manual_seed(0), resampling_time_range_s=(10.0, 10.0)
-    )
+    term = TermPlan(name="base_velocity", kind="uniform_velocity", params=params, interval_range_s=(10.0, 10.0))
+    cmd = make_command(term, get_registry(), N, generator=torch.Generator().manual_seed(0))
+    assert isinstance(cmd, VelocityCommand) and isinstance(cmd, CommandTerm)
     assert cmd.heading_command == params["heading_command"]
-    assert cmd.step(0.02, torch.zeros(N)).shape == (N, 3)
+    assert cmd.step(0.02, {"heading": torch.zeros(N)}).shape == (N, 3)
+    assert cmd.from_uniform(torch.rand(N, cmd.uniform_draws)).shape == (N, cmd.dim)
     no_heading = dict(params, heading=None, heading_command=False)
     cmd = VelocityCommand.from_params(N, no_heading, generator=torch.Generator().manual_seed(0))
     assert not cmd.is_heading_env.any()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import types
 
 import numpy as np
@@ -10,50 +9,14 @@ import pytest
 import torch
 
 from rwmspec.plan import TermPlan
-from rwmspec_runtime.terms import contact_timers, rewards
-from rwmspec_runtime.terms.registry import call_reward_terms, total_reward
-from rwmspec_runtime.terms.state import ContactTimers, StateView
+from rwmspec_plugins.locomotion import rewards
+from rwmspec_runtime.mdp import contact_timers
+from rwmspec_runtime.mdp.state import ContactTimers
+from rwmspec_runtime.mdp.terms import call_reward_terms, total_reward
+
+from term_helpers import RecordingView, random_state_view
 
 N, J, DT = 6, 12, 0.02
-
-
-def make_view(seed: int = 0, **overrides) -> StateView:
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape, scale=1.0):
-        return scale * torch.randn(*shape, generator=g)
-
-    contacts = {
-        "feet": torch.rand(N, 4, generator=g) > 0.5,
-        "thighs": torch.rand(N, 4, generator=g) > 0.7,
-        "base": torch.rand(N, 1, generator=g) > 0.9,
-    }
-    timers = contact_timers.zeros(N, 4)
-    timers = ContactTimers(
-        current_air_time=torch.rand(N, 4, generator=g),
-        current_contact_time=torch.zeros(N, 4),
-        last_air_time=torch.rand(N, 4, generator=g),
-        last_contact_time=timers.last_contact_time,
-    )
-    fields = dict(
-        base_lin_vel=r(N, 3),
-        base_ang_vel=r(N, 3),
-        projected_gravity=r(N, 3, scale=0.1),
-        joint_pos=r(N, J, scale=0.3),
-        joint_vel=r(N, J, scale=2.0),
-        joint_torque=r(N, J, scale=20.0),
-        prev_joint_vel=r(N, J, scale=2.0),
-        default_joint_pos=r(J, scale=0.5),
-        contacts=contacts,
-        command=r(N, 3),
-        action=r(N, J),
-        prev_action=r(N, J),
-        dt=DT,
-        soft_joint_pos_limits=torch.stack([-torch.ones(J) * 0.4, torch.ones(J) * 0.4], dim=-1),
-        contact_timers={"feet": timers},
-    )
-    fields.update(overrides)
-    return StateView(**fields)
 
 
 def np_(t: torch.Tensor) -> np.ndarray:
@@ -67,7 +30,7 @@ def check(actual: torch.Tensor, expected: np.ndarray) -> None:
 
 
 def test_velocity_tracking_terms():
-    v = make_view(1)
+    v = random_state_view(N, J, 1)
     c, lin, ang = np_(v.command), np_(v.base_lin_vel), np_(v.base_ang_vel)
     check(
         rewards.track_lin_vel_xy_exp(v, std=0.5),
@@ -78,9 +41,8 @@ def test_velocity_tracking_terms():
 
 
 def test_exact_tracking_gives_one():
-    v = make_view(2)
-    v = dataclasses.replace(
-        v,
+    v = random_state_view(N, J, 2)
+    v = v.replace(
         base_lin_vel=torch.cat([v.command[:, :2], v.base_lin_vel[:, 2:]], dim=1),
         base_ang_vel=torch.cat([v.base_ang_vel[:, :2], v.command[:, 2:]], dim=1),
     )
@@ -89,7 +51,7 @@ def test_exact_tracking_gives_one():
 
 
 def test_l2_penalties():
-    v = make_view(3)
+    v = random_state_view(N, J, 3)
     check(rewards.lin_vel_z_l2(v), np_(v.base_lin_vel)[:, 2] ** 2)
     check(rewards.ang_vel_xy_l2(v), (np_(v.base_ang_vel)[:, :2] ** 2).sum(1))
     check(rewards.joint_torques_l2(v), (np_(v.joint_torque) ** 2).sum(1))
@@ -101,7 +63,9 @@ def test_l2_penalties():
 def test_hand_computed_values():
     """One env with numbers small enough to check by hand."""
     z = torch.zeros
-    v = make_view(
+    v = random_state_view(
+        N,
+        J,
         0,
         base_lin_vel=torch.tensor([[0.5, 0.0, 0.2]] * N),
         command=torch.tensor([[1.0, 0.0, 0.3]] * N),
@@ -126,17 +90,17 @@ def test_joint_pos_limits_sums_violations():
     q[0, 0] = 0.5  # 0.1 above the upper soft limit 0.4
     q[0, 3] = -0.7  # 0.3 below the lower one
     q[1, 5] = 0.4  # exactly on the limit: no penalty
-    v = make_view(4, joint_pos=q)
+    v = random_state_view(N, J, 4, joint_pos=q)
     expected = np.zeros(N)
     expected[0] = 0.4
     check(rewards.joint_pos_limits(v), expected)
     per_env = v.soft_joint_pos_limits.expand(N, J, 2)
-    check(rewards.joint_pos_limits(dataclasses.replace(v, soft_joint_pos_limits=per_env)), expected)
-    check(rewards.joint_pos_limits(dataclasses.replace(v, soft_joint_pos_limits=None)), np.zeros(N))
+    check(rewards.joint_pos_limits(v.replace(soft_joint_pos_limits=per_env)), expected)
+    check(rewards.joint_pos_limits(v.replace(soft_joint_pos_limits=None)), np.zeros(N))
 
 
 def test_undesired_contacts_counts_bodies():
-    v = make_view(5)
+    v = random_state_view(N, J, 5)
     check(rewards.undesired_contacts(v, bodies="thighs"), np_(v.contacts["thighs"]).sum(1))
     check(rewards.undesired_contacts(v, bodies="base", threshold=1.0), np_(v.contacts["base"]).sum(1))
     with pytest.raises(KeyError, match="contact group 'hands'"):
@@ -147,7 +111,7 @@ def test_stand_still_gated_by_full_command_norm():
     command = torch.tensor(
         [[0.0, 0.0, 0.0], [0.03, 0.0, 0.0], [0.03, 0.03, 0.03], [0.0, 0.0, 0.2], [1.0, 0.0, 0.0], [0.0, 0.0, 0.049]]
     )
-    v = make_view(6, command=command)
+    v = random_state_view(N, J, 6, command=command)
     deviation = np.abs(np_(v.joint_pos) - np_(v.default_joint_pos)).sum(1)
     gate = np.array([1, 1, 0, 0, 0, 1], dtype=float)  # norm 0.052 of row 2 is above 0.05
     check(rewards.stand_still(v, threshold=0.05), deviation * gate)
@@ -162,7 +126,7 @@ def test_feet_air_time_over_a_touchdown_sequence():
     paid = []
     for flag in contact_seq:
         timers = contact_timers.advance(timers, torch.tensor([[flag]]), DT)
-        v = make_view(0, contact_timers={"feet": timers}, command=command, base_lin_vel=torch.zeros(1, 3))
+        v = random_state_view(N, J, 0, contact_timers={"feet": timers}, command=command, base_lin_vel=torch.zeros(1, 3))
         paid.append(float(rewards.feet_air_time(v, bodies="feet", threshold=0.5)[0]))
     # step 0: contact from rest counts as first contact (Isaac Lab), last_air_time still 0 -> -0.5
     # step 4: landed after 3 airborne steps + the landing step -> last_air_time 4 * dt
@@ -183,7 +147,7 @@ def test_feet_air_time_sums_feet_and_gates_on_planar_command():
     command = torch.tensor(
         [[1.0, 0.0, 0.0], [0.0, 0.09, 0.0], [0.0, 0.11, 0.0], [0.0, 0.0, 1.0], [-0.5, 0.5, 0.0], [0.05, 0.05, 0.0]]
     )
-    v = make_view(7, contact_timers={"feet": timers}, command=command)
+    v = random_state_view(N, J, 7, contact_timers={"feet": timers}, command=command)
     per_env = (0.7 - 0.5) + (0.2 - 0.5)
     gate = np.array([1, 0, 1, 0, 1, 0], dtype=float)  # ||c_xy|| > 0.1; w_z does not count
     check(rewards.feet_air_time(v, bodies="feet", threshold=0.5, command_threshold=0.1), per_env * gate)
@@ -195,8 +159,8 @@ def test_feet_air_time_sums_feet_and_gates_on_planar_command():
 
 def test_terms_work_on_any_object_with_the_fields():
     """A plain namespace with the same fields gives the same numbers: no hidden state beyond the view."""
-    v = make_view(8)
-    plain = types.SimpleNamespace(**{f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
+    v = random_state_view(N, J, 8)
+    plain = types.SimpleNamespace(**v.as_dict())
     for fn, kwargs in REWARD_CALLS:
         torch.testing.assert_close(fn(plain, **kwargs), fn(v, **kwargs))
 
@@ -233,28 +197,19 @@ EXPECTED_READS = {
 }
 
 
-class RecordingView(StateView):
-    """A StateView that records every attribute read."""
-
-    def __getattribute__(self, name):
-        if not name.startswith("__"):
-            object.__getattribute__(self, "__dict__").setdefault("_reads", set()).add(name)
-        return object.__getattribute__(self, name)
-
-
 @pytest.mark.parametrize("fn,kwargs", REWARD_CALLS, ids=[fn.__name__ for fn, _ in REWARD_CALLS])
 def test_rewards_read_only_declared_view_fields(fn, kwargs):
-    v = make_view(9)
-    rec = RecordingView(**{f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
+    v = random_state_view(N, J, 9)
+    rec = RecordingView(**v.as_dict())
     rec.__dict__.pop("_reads", None)
     fn(rec, **kwargs)
     reads = rec.__dict__["_reads"] - {"_reads"}
-    assert reads <= {f.name for f in dataclasses.fields(StateView)}
+    assert reads <= set(v.as_dict())
     assert reads == EXPECTED_READS[fn.__name__]
 
 
 def test_call_reward_terms_weights_dt_and_skips_zero_weights():
-    v = make_view(10)
+    v = random_state_view(N, J, 10)
     plans = [
         TermPlan(name="track", kind="track_lin_vel_xy_exp", params={"std": 0.5}, weight=1.0),
         TermPlan(name="torques", kind="joint_torques_l2", weight=-2.5e-5),
@@ -283,7 +238,7 @@ def test_call_reward_terms_weights_dt_and_skips_zero_weights():
 
 
 def test_call_reward_terms_rejects_bad_shapes_and_params():
-    v = make_view(11)
+    v = random_state_view(N, J, 11)
     with pytest.raises(ValueError, match="returned shape"):
         call_reward_terms(v, [TermPlan(name="bad", kind="x", weight=1.0)], {"bad": lambda view: torch.zeros(N, 2)})
     with pytest.raises(TypeError, match="term 'track' .* params \\['sigma'\\]"):
@@ -297,15 +252,18 @@ def test_call_reward_terms_rejects_bad_shapes_and_params():
 def test_bind_term_functions_resolves_kinds_with_clear_errors():
     from rwmspec.manager import Registry
     from rwmspec.types import TermKind
-    from rwmspec_runtime.terms.registry import bind_term_functions, resolve_term_function
+    from rwmspec_runtime.mdp.terms import bind_term_functions, resolve_term_function
 
     kinds = {
         ("reward", "stand_still"): TermKind(
-            name="stand_still", category="reward", description="d", function="rwmspec_runtime.terms.rewards:stand_still"
+            name="stand_still",
+            category="reward",
+            description="d",
+            function="rwmspec_plugins.locomotion.rewards:stand_still",
         ),
         ("reward", "no_fn"): TermKind(name="no_fn", category="reward", description="d"),
         ("reward", "typo"): TermKind(
-            name="typo", category="reward", description="d", function="rwmspec_runtime.terms.rewards:stand_stil"
+            name="typo", category="reward", description="d", function="rwmspec_plugins.locomotion.rewards:stand_stil"
         ),
     }
     registry = Registry(term_kinds=kinds)

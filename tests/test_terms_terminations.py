@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rwmspec_runtime.terms import terminations
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_plugins.locomotion import terminations
+from rwmspec_runtime.mdp.state import StateView
 
 
 def _view(**overrides) -> StateView:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from rwmspec_plugins.embedded.render import twin_pose
 from rwmspec_runtime.training import compile_spec
-from rwmspec_runtime.visualize import OUTPUT_DIR, VIDEO_FILE, twin_pose
+from rwmspec_runtime.visualize import OUTPUT_DIR, VIDEO_FILE
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-TINY = SPECS / "overlays" / "tiny.toml"
+from helpers import SPECS, TINY, rwmspec
+
 FROM_PRETRAIN = (
     'runner.policy_from.spec="anymal_d_pretrain.toml"',
     'runner.world_model_from.spec="anymal_d_pretrain.toml"',
@@ -49,19 +46,8 @@ def test_twin_pose_recovers_roll_and_pitch_from_gravity():
     assert np.allclose(rot.T @ np.array([0.0, 0.0, -1.0]), gravity, atol=1e-9)
 
 
-def rwmspec(*args) -> subprocess.CompletedProcess:
-    # a subprocess: the OpenGL backend must be chosen before mujoco is imported, which other tests already did
-    env = dict(os.environ, OMP_NUM_THREADS="1", GIT_PYTHON_REFRESH="quiet")
-    return subprocess.run(
-        [sys.executable, "-m", "rwmspec", *map(str, args)],
-        cwd=SPECS.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
+# the default suite runs the visualize stage in test_stage_chain.py (no video); this pass also renders one
+@pytest.mark.slow
 def test_one_pass_writes_plots_video_and_metrics(tmp_path):
     done = rwmspec("run", SPECS / "anymal_d_pretrain.toml", "--overlay", TINY, "--runs-dir", tmp_path)
     assert done.returncode == 0, done.stderr

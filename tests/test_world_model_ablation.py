@@ -1,9 +1,9 @@
-"""scripts/world_model_ablation.py --quick: runs end to end, writes every variant, seed and horizon, and repeats its
-numbers exactly for the same seeds on the CPU."""
+"""The world-model ablation (``rwmspec_runtime.world_model.ablation``, the library of scripts/world_model_ablation.py)
+with --quick: runs end to end, writes every variant, seed and horizon, and repeats its numbers exactly for the same
+seeds on the CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -11,27 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "specs" / "overlays" / "tiny.toml"
+from rwmspec_runtime.world_model import ablation
+
+from helpers import ROOT, TINY
+
 torch.set_num_threads(1)
+PRETRAIN = ROOT / "specs" / "anymal_d_pretrain.toml"
 
 
-@pytest.fixture(scope="module")
-def ablation():
-    spec = importlib.util.spec_from_file_location("world_model_ablation", ROOT / "scripts" / "world_model_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(ablation, out: Path, *extra: str, source: tuple[str, ...] = ("--random-policy",)) -> dict:
+def run(out: Path, *extra: str, source: tuple[str, ...] = ("--random-policy",)) -> dict:
     argv = ["--quick", *source, "--overlay", str(TINY), "--device", "cpu", "--json-out", str(out), *extra]
-    assert ablation.main(argv) == 0
+    assert ablation.main(argv, default_spec=PRETRAIN) == 0
     return json.loads(out.read_text())
 
 
-def test_quick_ablation_writes_all_variants_seeds_and_horizons(ablation, tmp_path, capsys):
-    record = run(ablation, tmp_path / "a.json")
+def test_quick_ablation_writes_all_variants_seeds_and_horizons(tmp_path, capsys):
+    record = run(tmp_path / "a.json")
     text = capsys.readouterr().out
     horizons = ["1", "4", "8"]
     assert set(record["results"]) == {"gru_ar", "gru_tf", "mlp_ar"}
@@ -52,11 +47,11 @@ def test_quick_ablation_writes_all_variants_seeds_and_horizons(ablation, tmp_pat
     assert record["data"]["held_out"]["trajectories"] == 3
     assert "e@8 mean +- std" in text and "gru_tf" in text and "env steps/s" in text
     # same seeds, same numbers (the data is collected again from scratch)
-    again = run(ablation, tmp_path / "b.json", "--variants", "gru_ar", "--seeds", "1")
+    again = run(tmp_path / "b.json", "--variants", "gru_ar", "--seeds", "1")
     assert again["results"]["gru_ar"]["1"]["error_at"] == record["results"]["gru_ar"]["1"]["error_at"]
 
 
-def test_a_run_policy_collects_the_data(ablation, tmp_path):
+def test_a_run_policy_collects_the_data(tmp_path):
     """--policy-run: an init run's actor (sampled actions) drives the pretrain spec's env, reproducibly."""
     from rwmspec_runtime.training import TrainRequest, train
 
@@ -71,13 +66,13 @@ def test_a_run_policy_collects_the_data(ablation, tmp_path):
         log=lambda _: None,
     )
     extra = ("--variants", "gru_tf", "--seeds", "0", "--trajectories", "2", "--horizons", "1", "2")
-    first = run(ablation, tmp_path / "a.json", *extra, source=("--policy-run", str(init.path)))
-    again = run(ablation, tmp_path / "b.json", *extra, source=("--policy-run", str(init.path)))
+    first = run(tmp_path / "a.json", *extra, source=("--policy-run", str(init.path)))
+    again = run(tmp_path / "b.json", *extra, source=("--policy-run", str(init.path)))
     assert first["policy"].endswith("model_1.pt (sampled)")
     assert list(first["results"]) == ["gru_tf"] and first["data"]["held_out"]["trajectories"] == 2
     assert again["results"]["gru_tf"]["0"]["error_at"] == first["results"]["gru_tf"]["0"]["error_at"]
 
 
-def test_horizons_beyond_the_trajectory_are_refused(ablation, tmp_path):
+def test_horizons_beyond_the_trajectory_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="raise --length or lower the horizons"):
-        ablation.main(["--quick", "--random-policy", "--overlay", str(TINY), "--horizons", "50"])
+        ablation.main(["--quick", "--random-policy", "--overlay", str(TINY), "--horizons", "50"], default_spec=PRETRAIN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
+from functools import partial
 
 import pytest
 import torch
@@ -12,60 +13,25 @@ from torch.nn import functional as F
 
 from rwmspec import hookimpl
 from rwmspec.manager import build_registry, get_registry, resolve
-from rwmspec.plan import WorldModelPlan
-from rwmspec.spec.model import LossWeightsSpec, WorldModelTrainSpec
+from rwmspec.spec.model import LossWeightsSpec, UpstreamQuirksSpec
 from rwmspec.types import ArchitectureDef
-from rwmspec_runtime.world_model.bases import MlpBase, RecurrentBase, WorldModelBase, gru_cell_inference
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
-from rwmspec_runtime.world_model.ensemble_linear import EnsembleMLP
-from rwmspec_runtime.world_model.losses import world_model_losses
-from rwmspec_runtime.world_model.replay_buffer import Windows
+from rwmspec_plugins.world_models.bases import MlpBase, RecurrentBase, WorldModelBase, gru_cell_inference
+from rwmspec_plugins.world_models.ensemble import ModelMemory, SystemDynamicsEnsemble
+from rwmspec_plugins.world_models.ensemble_linear import EnsembleMLP
+from rwmspec_runtime.world_model.protocol import LossSettings, WorldModel
+from rwmspec_runtime.world_model.system import build_world_model
+
+from world_model_helpers import random_windows as shared_random_windows
+from world_model_helpers import tiny_world_model, tiny_world_model_plan
 
 S, A, C, R, E, M, N = 6, 2, 2, 1, 1, 4, 3
 ARCHS = ("gru", "lstm", "mlp")
 
 
-def tiny_plan(**overrides) -> WorldModelPlan:
-    fields = dict(
-        architecture="gru",
-        base_hidden=(16, 16),
-        state_mean_hidden=(16,),
-        state_logstd_hidden=(16,),
-        auxiliary_hidden=(16,),
-        ensemble_size=3,
-        history_horizon=M,
-        forecast_horizon=N,
-        separate_auxiliary_base=True,
-        residual=True,
-        logstd_bounds_init=(-5.0, -4.0),
-        state_dim=S,
-        action_dim=A,
-        contact_dim=C,
-        termination_dim=R,
-        extension_dim=E,
-        loss_weights=LossWeightsSpec(),
-        train=WorldModelTrainSpec(mini_batch_size=16, num_mini_batches=2),
-    )
-    fields.update(overrides)
-    return WorldModelPlan(**fields)
-
-
-def make_model(seed: int = 0, **overrides) -> SystemDynamicsEnsemble:
-    torch.manual_seed(seed)
-    return SystemDynamicsEnsemble(tiny_plan(**overrides))
-
-
-def random_windows(batch: int, length: int, seed: int = 1) -> Windows:
-    g = torch.Generator().manual_seed(seed)
-    return Windows(
-        state=torch.randn(batch, length, S, generator=g),
-        action=torch.randn(batch, length, A, generator=g),
-        contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
-        termination=(torch.rand(batch, length, R, generator=g) > 0.9).float(),
-        extension=torch.randn(batch, length, E, generator=g),
-        env_ids=torch.zeros(batch, dtype=torch.long),
-        slots=torch.zeros(batch, length, dtype=torch.long),
-    )
+# the shared tiny world model, with one extension channel
+tiny_plan = partial(tiny_world_model_plan, extension_dim=E)
+make_model = partial(tiny_world_model, extension_dim=E)
+random_windows = partial(shared_random_windows, extension_dim=E)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -79,7 +45,10 @@ def test_output_shapes(arch):
     assert out.extension.shape == (3, B, E)
     seq = model.forward_sequence(torch.randn(B, T, S), torch.randn(B, T, A))
     assert seq.mean.shape == (3, B, T, S) and seq.contact_logits.shape == (3, B, T, C)
-    pred = model.predict(torch.randn(B, S), torch.randn(B, A), member_ids=torch.tensor([0, 1, 2, 0, 1]))
+    assert isinstance(model, WorldModel)
+    memory = model.initial_memory(B)
+    pred, after = model.step(torch.randn(B, S), torch.randn(B, A), memory, torch.tensor([0, 1, 2, 0, 1]))
+    assert isinstance(after, ModelMemory) and after.state is not memory.state
     assert pred.next_state.shape == (B, S)
     assert pred.aleatoric.shape == pred.epistemic.shape == (B,)
     assert pred.contact_prob.shape == (B, C) and pred.termination_prob.shape == (B, R)
@@ -97,6 +66,10 @@ def test_warm_up_remembers_what_a_forward_pass_remembers(arch):
         expected, got = (expected, got) if isinstance(expected, tuple) else ((expected,), (got,))
         for e, g in zip(expected, got, strict=True):
             torch.testing.assert_close(g, e, rtol=0, atol=0)
+    # no pairs to consume (M = 1 seeds): the memory it was given, or the empty one
+    assert model.warm_up(state[:, :0], action[:, :0], warm) is warm
+    empty = model.warm_up(state[:, :0], action[:, :0])
+    assert all(torch.all(leaf == 0) for leaf in torch.utils._pytree.tree_leaves(empty))
 
 
 def test_absent_heads_give_empty_tensors_and_no_auxiliary_base():
@@ -106,22 +79,23 @@ def test_absent_heads_give_empty_tensors_and_no_auxiliary_base():
     assert out.contact_logits.shape == (3, 4, 0) and out.extension.shape == (3, 4, 0)
 
 
-def test_predict_picks_member_or_ensemble_mean():
-    model = make_model()
+@pytest.mark.parametrize("arch", ARCHS)
+def test_step_after_warm_up_picks_member_or_ensemble_mean(arch):
+    model = make_model(architecture=arch)
     state, action = torch.randn(4, M, S), torch.randn(4, M, A)
     members = model(state, action).mean
     ids = torch.tensor([2, 0, 1, 2])
-    picked = model.predict(state, action, member_ids=ids).next_state
-    model.reset()
-    mean = model.predict(state, action).next_state
-    torch.testing.assert_close(picked, members[ids, torch.arange(4)])
-    torch.testing.assert_close(mean, members.mean(dim=0))
+    memory = model.warm_up(state[:, :-1], action[:, :-1])
+    picked, _ = model.step(state[:, -1], action[:, -1], memory, ids)
+    mean, _ = model.step(state[:, -1], action[:, -1], memory)
+    torch.testing.assert_close(picked.next_state, members[ids, torch.arange(4)])
+    torch.testing.assert_close(mean.next_state, members.mean(dim=0))
 
 
 def test_epistemic_reductions():
     means = torch.randn(3, 5, S)
     default = make_model()
-    quirk = SystemDynamicsEnsemble(tiny_plan(), epistemic_summed_std=True)
+    quirk = SystemDynamicsEnsemble(tiny_plan(), quirks=UpstreamQuirksSpec(epistemic_summed_std=True))
     torch.testing.assert_close(default.epistemic(means), means.var(dim=0, unbiased=False).mean(dim=-1))
     torch.testing.assert_close(quirk.epistemic(means), means.std(dim=0).sum(dim=-1))
     assert torch.all(make_model(ensemble_size=1).epistemic(means[:1]) == 0)
@@ -189,55 +163,84 @@ def test_state_dict_round_trip_gives_identical_predictions(arch, tmp_path):
     for field in ("mean", "logstd", "contact_logits", "termination_logits", "extension"):
         assert torch.equal(getattr(a, field), getattr(b, field))
     ids = torch.tensor([0, 1, 2, 1, 0])
+    memory_a, memory_b = a.memory, b.memory
     for _ in range(3):
-        pa, pb = model.predict(state[:, -1], action[:, -1], ids), other.predict(state[:, -1], action[:, -1], ids)
+        pa, memory_a = model.step(state[:, -1], action[:, -1], memory_a, ids)
+        pb, memory_b = other.step(state[:, -1], action[:, -1], memory_b, ids)
         assert torch.equal(pa.next_state, pb.next_state) and torch.equal(pa.epistemic, pb.epistemic)
 
 
-def _memory_rows(base: WorldModelBase, rows) -> torch.Tensor:
-    mem = base.memory
-    parts = mem if isinstance(mem, tuple) else (mem,)
-    return torch.stack([p.index_select(base.memory_batch_dim, torch.as_tensor(rows)).float() for p in parts])
+def _rows(memory: ModelMemory, model: SystemDynamicsEnsemble, rows) -> dict[str, torch.Tensor]:
+    """Rows ``rows`` of each base's memory, batch first, stacked over the base's memory parts."""
+    picked = model.select_memory(memory, torch.as_tensor(rows))
+    out = {}
+    for name, base, parts in (
+        ("state", model.state_base, picked.state),
+        ("aux", model.auxiliary_base, picked.auxiliary),
+    ):
+        parts = parts if isinstance(parts, tuple) else (parts,)
+        out[name] = torch.stack([p.movedim(base.memory_batch_dim, 0).float() for p in parts])
+    return out
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_per_env_reset_only_touches_those_rows(arch):
+def test_memory_rows_are_selected_written_and_blended_per_row(arch):
     model = make_model(architecture=arch)
     B = 5
-    model.predict(torch.randn(B, M, S), torch.randn(B, M, A))
-    model.predict(torch.randn(B, S), torch.randn(B, A))
+    memory = model.warm_up(torch.randn(B, M, S), torch.randn(B, M, A))
+    _, memory = model.step(torch.randn(B, S), torch.randn(B, A), memory)
     keep, reset = [0, 2, 4], [1, 3]
-    before = {
-        name: _memory_rows(base, keep) for name, base in (("state", model.state_base), ("aux", model.auxiliary_base))
-    }
-    model.reset(torch.tensor(reset))
-    for name, base in (("state", model.state_base), ("aux", model.auxiliary_base)):
-        assert torch.all(_memory_rows(base, reset) == 0), name
-        assert torch.equal(_memory_rows(base, keep), before[name]), name
-    # a step for a subset of envs advances only their rows
-    untouched = _memory_rows(model.state_base, keep)
-    model.predict(torch.randn(2, S), torch.randn(2, A), env_ids=torch.tensor(reset))
-    assert torch.equal(_memory_rows(model.state_base, keep), untouched)
-    assert not torch.all(_memory_rows(model.state_base, reset) == 0)
-    model.reset()
-    assert model.memory is None
+    before = _rows(memory, model, keep)
+    # a reset: the empty memory written into rows ``reset``
+    cleared = model.write_memory_rows(memory, torch.tensor(reset), model.initial_memory(len(reset)))
+    for name in ("state", "aux"):
+        assert torch.all(_rows(cleared, model, reset)[name] == 0), name
+        assert torch.equal(_rows(cleared, model, keep)[name], before[name]), name
+    # the same reset as a row-wise blend with fixed shapes (what a compiled imagination step does)
+    mask = torch.zeros(B, dtype=torch.bool)
+    mask[reset] = True
+    blended = model.where_memory(mask, model.initial_memory(B), memory)
+    for got, expected in zip(
+        torch.utils._pytree.tree_leaves(blended), torch.utils._pytree.tree_leaves(cleared), strict=True
+    ):
+        assert torch.equal(got, expected)
+    # a step of a subset of rows, written back, advances only those rows
+    index = torch.tensor(reset)
+    _, rows = model.step(torch.randn(2, S), torch.randn(2, A), model.select_memory(cleared, index))
+    advanced = model.write_memory_rows(cleared, index, rows)
+    assert torch.equal(_rows(advanced, model, keep)["state"], before["state"])
+    assert not torch.all(_rows(advanced, model, reset)["state"] == 0)
+    # rows may repeat (seed pools, bootstrap resamples)
+    twice = _rows(memory, model, [2, 2])["state"]
+    assert torch.equal(twice[:, 0], before["state"][:, 1]) and torch.equal(twice[:, 1], before["state"][:, 1])
 
 
-def test_reset_memory_equals_fresh_start():
+def test_cleared_memory_equals_a_fresh_start():
     model = make_model()
     state, action = torch.randn(3, M, S), torch.randn(3, M, A)
     fresh = model(state, action).mean.mean(dim=0)
-    model.predict(torch.randn(3, M, S), torch.randn(3, M, A))
-    model.reset(torch.tensor([0, 1, 2]))
-    torch.testing.assert_close(model.predict(state, action).next_state, fresh)
+    used = model.warm_up(torch.randn(3, M, S), torch.randn(3, M, A))
+    cleared = model.where_memory(torch.ones(3, dtype=torch.bool), model.initial_memory(3), used)
+    memory = model.warm_up(state[:, :-1], action[:, :-1], cleared)
+    torch.testing.assert_close(model.step(state[:, -1], action[:, -1], memory)[0].next_state, fresh)
 
 
-def test_env_ids_step_needs_a_kept_memory():
-    model = make_model()
-    with pytest.raises(RuntimeError, match="init_memory"):
-        model.predict(torch.randn(2, S), torch.randn(2, A), env_ids=torch.tensor([0, 1]))
-    model.init_memory(4)
-    model.predict(torch.randn(2, S), torch.randn(2, A), env_ids=torch.tensor([0, 1]))
+@pytest.mark.parametrize("arch", ARCHS)
+def test_step_traces_whole_for_compiled_imagination(arch):
+    """Imagination compiles ``step`` with fullgraph=True: a graph break or a host read fails here."""
+    model = make_model(architecture=arch).eval()
+    memory = model.warm_up(torch.randn(4, M, S), torch.randn(4, M, A))
+    state, action, ids = torch.randn(4, S), torch.randn(4, A), torch.tensor([0, 2, 1, 0])
+
+    def advance(state, action, memory, ids):
+        prediction, after = model.step(state, action, memory, ids)
+        return prediction, model.where_memory(ids > 0, after, memory)
+
+    with torch.no_grad(), torch._dynamo.config.patch(allow_rnn=True):
+        got, got_memory = torch.compile(advance, fullgraph=True, backend="eager")(state, action, memory, ids)
+        expected, expected_memory = advance(state, action, memory, ids)
+    torch.testing.assert_close(got.next_state, expected.next_state)
+    torch.testing.assert_close(got_memory, expected_memory)
 
 
 @pytest.mark.parametrize("arch", ("gru", "lstm"))
@@ -249,13 +252,8 @@ def test_member_loss_independent_of_other_members_unless_quirk(arch):
         if perturb:
             with torch.no_grad():
                 model.state_mean_head.layers[0].weight[0] += 3.0
-        terms = world_model_losses(
-            model,
-            windows,
-            forecast_horizon=N,
-            shared_hidden_state_across_members=quirk,
-            generator=torch.Generator().manual_seed(7),
-        )
+        settings = LossSettings(forecast_horizon=N, shared_hidden_state_across_members=quirk)
+        terms = model.losses(windows, settings, torch.Generator().manual_seed(7))
         # gradient of member 1's loss wrt member 0's head: zero unless member 1 continues member 0's rollout
         terms.state[1].backward()
         return terms.state.detach(), model.state_mean_head.layers[0].weight.grad[0].abs().sum()
@@ -306,10 +304,13 @@ def test_builtin_architectures_are_registered():
     archs = get_registry().architectures
     assert {"gru", "lstm", "mlp"} <= set(archs)
     assert archs["gru"].recurrent and archs["lstm"].recurrent and not archs["mlp"].recurrent
-    plan = tiny_plan()
-    assert isinstance(resolve(archs["gru"].factory)(8, plan), RecurrentBase)
-    assert resolve(archs["lstm"].factory)(8, plan).cell == "lstm"
-    assert isinstance(resolve(archs["mlp"].factory)(8, plan), MlpBase)
+    quirks = UpstreamQuirksSpec(epistemic_summed_std=True)
+    models = {name: resolve(archs[name].factory)(tiny_plan(architecture=name), quirks=quirks) for name in ARCHS}
+    assert all(isinstance(m, SystemDynamicsEnsemble) and isinstance(m, WorldModel) for m in models.values())
+    assert all(m.epistemic_summed_std for m in models.values())
+    assert isinstance(models["gru"].state_base, RecurrentBase) and models["gru"].state_base.cell == "gru"
+    assert models["lstm"].state_base.cell == "lstm"
+    assert isinstance(models["mlp"].state_base, MlpBase)
 
 
 def test_plugin_module_does_not_import_torch():
@@ -327,12 +328,15 @@ def test_recurrent_base_needs_equal_layer_sizes():
 
 def test_unknown_architecture_names_the_known_ones():
     with pytest.raises(ValueError, match=r"world_model.architecture = 'transformer'.*gru.*lstm.*mlp"):
+        build_world_model(tiny_plan(architecture="transformer"))
+    # the ensemble itself needs a base factory for a name it has no base of
+    with pytest.raises(ValueError, match=r"'transformer' has no built-in base.*base_factory"):
         make_model(architecture="transformer")
 
 
 def test_builtin_architectures_reject_options():
     with pytest.raises(ValueError, match=r"takes no options"):
-        make_model(options={"dropout": 0.1})
+        build_world_model(tiny_plan(options={"dropout": 0.1}))
 
 
 class MeanPoolBase(WorldModelBase):
@@ -358,25 +362,42 @@ def build_mean_pool(input_dim, plan):
     return MeanPoolBase(input_dim, plan.base_hidden[-1])
 
 
-def test_a_plugin_adds_an_architecture():
-    plugin = types.ModuleType("mean_pool_plugin")
+def build_mean_pool_ensemble(plan, *, quirks):
+    """A plugin's architecture factory: the built-in ensemble on the plugin's own base."""
+    return SystemDynamicsEnsemble(plan, base_factory=build_mean_pool, quirks=quirks)
+
+
+def build_not_a_model(plan, *, quirks):
+    return torch.nn.Linear(plan.state_dim, plan.state_dim)
+
+
+def _architecture_registry(name: str, factory: str):
+    plugin = types.ModuleType(f"{name}_plugin")
 
     @hookimpl
     def rwmspec_world_model_architectures():
-        yield ArchitectureDef(
-            name="mean_pool", description="running-mean base", recurrent=False, factory=f"{__name__}:build_mean_pool"
-        )
+        yield ArchitectureDef(name=name, description="test architecture", factory=f"{__name__}:{factory}")
 
     plugin.rwmspec_world_model_architectures = rwmspec_world_model_architectures
-    registry = build_registry([("mean_pool", plugin)], load_entry_points=False)
+    return build_registry([(name, plugin)], load_entry_points=False)
+
+
+def test_a_plugin_adds_an_architecture():
+    registry = _architecture_registry("mean_pool", "build_mean_pool_ensemble")
     torch.manual_seed(0)
-    model = SystemDynamicsEnsemble(tiny_plan(architecture="mean_pool"), registry=registry)
+    model = build_world_model(tiny_plan(architecture="mean_pool"), registry=registry)
     assert isinstance(model.state_base, MeanPoolBase)
-    terms = world_model_losses(
-        model, random_windows(6, M + N), forecast_horizon=N, generator=torch.Generator().manual_seed(0)
-    )
+    terms = model.losses(random_windows(6, M + N), LossSettings(forecast_horizon=N), torch.Generator().manual_seed(0))
     terms.total(LossWeightsSpec()).backward()
     assert model.state_base.linear.weight.grad is not None
-    model.predict(torch.randn(3, M, S), torch.randn(3, M, A))
-    model.reset(torch.tensor([1]))
-    assert torch.all(model.state_base.memory[1][1] == 0) and torch.all(model.state_base.memory[1][0] > 0)
+    memory = model.warm_up(torch.randn(3, M, S), torch.randn(3, M, A))
+    memory = model.write_memory_rows(memory, torch.tensor([1]), model.initial_memory(1))
+    assert torch.all(memory.state[1][1] == 0) and torch.all(memory.state[1][0] > 0)
+
+
+def test_a_factory_that_builds_no_world_model_is_named():
+    registry = _architecture_registry("linear", "build_not_a_model")
+    with pytest.raises(
+        TypeError, match=r"architecture 'linear' of plugin linear.*build_not_a_model.*Linear.*WorldModel"
+    ):
+        build_world_model(tiny_plan(architecture="linear"), registry=registry)

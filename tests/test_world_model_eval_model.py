@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from rwmspec import cli
 from rwmspec.plan import WorldModelPlan
 from rwmspec.spec.model import LossWeightsSpec, WorldModelTrainSpec
-from rwmspec_runtime import cli
 from rwmspec_runtime.training import TrainRequest, train
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
 from rwmspec_runtime.world_model.eval_model import (
     REPORT_FILE,
     member_rollout,
@@ -22,11 +21,11 @@ from rwmspec_runtime.world_model.eval_model import (
 )
 from rwmspec_runtime.world_model.evaluation import autoregressive_rollout
 from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer
+from rwmspec_runtime.world_model.system import build_world_model
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "specs" / "overlays" / "tiny.toml"
+from helpers import ROOT, TINY
+
 torch.set_num_threads(1)
-cli.register_command("eval-model", "rwmspec_runtime.world_model.cli:EVAL_MODEL")
 
 
 def _train(spec: str, runs_dir: Path, iterations: int):
@@ -157,7 +156,7 @@ def test_member_rollout_matches_the_evaluation_rollout():
         train=WorldModelTrainSpec(),
     )
     torch.manual_seed(0)
-    model = SystemDynamicsEnsemble(plan)
+    model = build_world_model(plan)
     state, action = torch.randn(2, 9, 4), torch.randn(2, 9, 2)
     predicted, members = member_rollout(model, state, action)
     assert torch.allclose(predicted, autoregressive_rollout(model, state, action).state, atol=1e-6)

@@ -4,18 +4,12 @@ growth for a constant bias, per-block errors, noised variants, and auxiliary pre
 from __future__ import annotations
 
 import math
-import types
 
 import pytest
 import torch
 
-from rwmspec import hookimpl
-from rwmspec.manager import build_registry
-from rwmspec.plan import WorldModelPlan
-from rwmspec.spec.model import LossWeightsSpec, WorldModelTrainSpec
-from rwmspec.types import ArchitectureDef
-from rwmspec_runtime.world_model.bases import WorldModelBase
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
+from rwmspec_plugins.world_models.bases import WorldModelBase
+from rwmspec_plugins.world_models.ensemble import SystemDynamicsEnsemble
 from rwmspec_runtime.world_model.evaluation import (
     autoregressive_rollout,
     evaluate_world_model,
@@ -25,32 +19,9 @@ from rwmspec_runtime.world_model.evaluation import (
 )
 from rwmspec_runtime.world_model.replay_buffer import Windows
 
+from world_model_helpers import tiny_world_model_plan
+
 S, A, C, M, T = 6, 2, 2, 4, 12
-
-
-def tiny_plan(**overrides) -> WorldModelPlan:
-    fields = dict(
-        architecture="gru",
-        base_hidden=(16, 16),
-        state_mean_hidden=(16,),
-        state_logstd_hidden=(16,),
-        auxiliary_hidden=(16,),
-        ensemble_size=3,
-        history_horizon=M,
-        forecast_horizon=3,
-        separate_auxiliary_base=True,
-        residual=True,
-        logstd_bounds_init=(-5.0, -4.0),
-        state_dim=S,
-        action_dim=A,
-        contact_dim=C,
-        termination_dim=1,
-        extension_dim=0,
-        loss_weights=LossWeightsSpec(),
-        train=WorldModelTrainSpec(),
-    )
-    fields.update(overrides)
-    return WorldModelPlan(**fields)
 
 
 def windows_of(state: torch.Tensor, action: torch.Tensor, contact: torch.Tensor | None = None) -> Windows:
@@ -90,18 +61,10 @@ def build_last_input(input_dim, plan):
 
 def linear_model(a_matrix: torch.Tensor, b_matrix: torch.Tensor) -> SystemDynamicsEnsemble:
     """An ensemble whose every member predicts s' = A s + B a exactly (ReLU(x) - ReLU(-x) = x in the mean head)."""
-    plugin = types.ModuleType("last_input_plugin")
-
-    @hookimpl
-    def rwmspec_world_model_architectures():
-        yield ArchitectureDef(
-            name="last_input", description="identity features", recurrent=False, factory=f"{__name__}:build_last_input"
-        )
-
-    plugin.rwmspec_world_model_architectures = rwmspec_world_model_architectures
-    registry = build_registry([("last_input", plugin)], load_entry_points=False)
     D = S + A
-    model = SystemDynamicsEnsemble(tiny_plan(architecture="last_input", state_mean_hidden=(2 * D,)), registry=registry)
+    model = SystemDynamicsEnsemble(
+        tiny_world_model_plan(architecture="last_input", state_mean_hidden=(2 * D,)), base_factory=build_last_input
+    )
     linear = torch.cat([a_matrix - torch.eye(S), b_matrix], dim=1)  # residual adds s back
     eye = torch.eye(D)
     with torch.no_grad():
@@ -148,7 +111,7 @@ def test_perfect_model_has_zero_error():
 
 def _constant_bias_model(bias: torch.Tensor) -> SystemDynamicsEnsemble:
     torch.manual_seed(0)
-    model = SystemDynamicsEnsemble(tiny_plan())
+    model = SystemDynamicsEnsemble(tiny_world_model_plan())
     with torch.no_grad():
         model.state_mean_head.output_layer.weight.zero_()
         model.state_mean_head.output_layer.bias.copy_(bias.expand(3, S))
@@ -236,12 +199,11 @@ def test_termination_at_falls_scores_the_last_entry(bias, recall):
         assert scores["termination_precision_at_falls"] == pytest.approx(4 / 10)
 
 
-def test_evaluation_leaves_the_inference_memory_alone():
-    model = _constant_bias_model(torch.zeros(S))
-    model.predict(torch.randn(3, M, S), torch.randn(3, M, A))
-    kept = model.memory.state.clone()
-    evaluate_world_model(model, windows_of(torch.randn(2, T, S), torch.randn(2, T, A)))
-    assert torch.equal(model.memory.state, kept)
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluation_restores_the_training_mode(training):
+    model = _constant_bias_model(torch.zeros(S)).train(training)
+    evaluate_world_model(model, windows_of(torch.randn(2, T, S), torch.randn(2, T, A)), auxiliary_mode="teacher_forced")
+    assert model.training == training
 
 
 def test_too_short_trajectories_are_rejected():

@@ -3,67 +3,32 @@ loss weights, bootstrap, the trainer's update, and fitting a small linear system
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from torch.nn import functional as F
 
-from rwmspec.plan import WorldModelPlan
 from rwmspec.spec.model import LossWeightsSpec, UpstreamQuirksSpec, WorldModelTrainSpec
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
-from rwmspec_runtime.world_model.losses import bootstrap_indices, world_model_losses
-from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, Windows
+from rwmspec_plugins.world_models.ensemble import SystemDynamicsEnsemble
+from rwmspec_plugins.world_models.losses import LOSS_NAMES, bootstrap_indices
+from rwmspec_runtime.world_model.protocol import LossSettings
+from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer
 from rwmspec_runtime.world_model.trainer import UPDATE_KEYS, WorldModelTrainer
+
+from world_model_helpers import random_windows, tiny_world_model, tiny_world_model_plan
 
 S, A, C, R, M, N = 6, 2, 2, 1, 4, 3
 
 
-def tiny_plan(**overrides) -> WorldModelPlan:
-    train = overrides.pop("train", WorldModelTrainSpec(mini_batch_size=16, num_mini_batches=2))
-    fields = dict(
-        architecture="gru",
-        base_hidden=(16, 16),
-        state_mean_hidden=(16,),
-        state_logstd_hidden=(16,),
-        auxiliary_hidden=(16,),
-        ensemble_size=1,
-        history_horizon=M,
-        forecast_horizon=N,
-        separate_auxiliary_base=True,
-        residual=True,
-        logstd_bounds_init=(-5.0, -4.0),
-        state_dim=S,
-        action_dim=A,
-        contact_dim=C,
-        termination_dim=R,
-        extension_dim=0,
-        loss_weights=LossWeightsSpec(),
-        train=train,
-    )
-    fields.update(overrides)
-    return WorldModelPlan(**fields)
+# the shared tiny world model as a single member
+tiny_plan = partial(tiny_world_model_plan, ensemble_size=1)
+make_model = partial(tiny_world_model, ensemble_size=1)
 
 
-def make_model(seed: int = 0, **overrides) -> SystemDynamicsEnsemble:
-    torch.manual_seed(seed)
-    return SystemDynamicsEnsemble(tiny_plan(**overrides))
-
-
-def random_windows(batch: int, length: int, seed: int = 1, termination: float = 0.1) -> Windows:
-    g = torch.Generator().manual_seed(seed)
-    return Windows(
-        state=torch.randn(batch, length, S, generator=g),
-        action=torch.randn(batch, length, A, generator=g),
-        contact=(torch.rand(batch, length, C, generator=g) > 0.5).float(),
-        termination=(torch.rand(batch, length, R, generator=g) < termination).float(),
-        extension=torch.zeros(batch, length, 0),
-        env_ids=torch.zeros(batch, dtype=torch.long),
-        slots=torch.zeros(batch, length, dtype=torch.long),
-    )
-
-
-def losses(model, windows, seed=0, **kw):
-    kw.setdefault("forecast_horizon", windows.length - model.history_horizon)
-    return world_model_losses(model, windows, generator=torch.Generator().manual_seed(seed), **kw)
+def losses(model, windows, seed=0, **settings):
+    settings.setdefault("forecast_horizon", windows.length - model.history_horizon)
+    return model.losses(windows, LossSettings(**settings), torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("arch", ("gru", "mlp"))
@@ -138,7 +103,7 @@ def test_unknown_state_loss_and_wrong_window_length_are_rejected():
     with pytest.raises(ValueError, match="state_loss = 'l1'"):
         losses(model, random_windows(4, M + N), state_loss="l1")
     with pytest.raises(ValueError, match="history_horizon \\+ forecast_horizon"):
-        world_model_losses(model, random_windows(4, M + N), forecast_horizon=N + 1)
+        losses(model, random_windows(4, M + N), forecast_horizon=N + 1)
 
 
 def test_bound_loss_is_the_mean_band_width():
@@ -200,7 +165,7 @@ def test_trainer_update_reports_mean_losses_and_is_deterministic():
         torch.manual_seed(0)
         trainer = WorldModelTrainer(SystemDynamicsEnsemble(plan), plan, UpstreamQuirksSpec(), "cpu")
         results.append(trainer.update(buf, torch.Generator().manual_seed(1)))
-    assert tuple(results[0]) == UPDATE_KEYS
+    assert tuple(results[0]) == tuple(f"{name}_loss" for name in LOSS_NAMES) + UPDATE_KEYS
     assert results[0] == results[1]
     assert results[0]["learning_rate"] == plan.train.learning_rate
     r = results[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 
 from rwmspec import hookimpl
-from rwmspec.types import ActuatorDef, ContactGroup, RobotDef, StateBlock
+from rwmspec.types import ActuatorDef, ContactGroup, RobotAsset, RobotDef, StateBlock
 
 LEGS = ("LF", "LH", "RF", "RH")
 JOINT_NAMES = tuple(f"{leg}_{j}" for j in ("HAA", "HFE", "KFE") for leg in LEGS)
@@ -115,6 +115,14 @@ class AnymalDOptions:
     )
 
 
+def apply_options(robot: RobotDef, options: AnymalDOptions | None) -> RobotDef:
+    """The robot with the PD gains of ``options`` (the embedded backend's actuators read them from the plan)."""
+    if options is None:
+        return robot
+    actuator = attrs.evolve(robot.actuator, stiffness=options.actuator_stiffness, damping=options.actuator_damping)
+    return attrs.evolve(robot, actuator=actuator)
+
+
 ANYMAL_D = RobotDef(
     name="anymal_d",
     description="ANYbotics ANYmal D quadruped (12 DoF), simple ANYdrive PD actuation (Kp 40, Kd 5, 80 N m)",
@@ -126,12 +134,31 @@ ANYMAL_D = RobotDef(
     base_body="base",
     init_base_height=0.6,
     joint_pos_limits=JOINT_POS_LIMITS,
-    mjcf="rwmspec_plugins.anymal_d:anymal_d.xml",
-    isaaclab_articulation="rwmspec_plugins.isaaclab.robots:anymal_d_articulation",
     options_type=AnymalDOptions,
+    apply_options=apply_options,
+)
+
+ASSETS = (
+    RobotAsset(
+        robot="anymal_d",
+        backend="embedded",
+        ref="rwmspec_plugins.anymal_d:anymal_d.xml",
+        description="MJCF model: physical parameters of ANYbotics' description, simple PD actuation",
+    ),
+    RobotAsset(
+        robot="anymal_d",
+        backend="isaaclab",
+        ref="rwmspec_plugins.anymal_d.isaaclab:articulation",
+        description="Isaac Lab's ANYMAL_D_CFG (USD and LSTM actuator net from the Isaac Sim asset server)",
+    ),
 )
 
 
 @hookimpl
 def rwmspec_robots():
     yield ANYMAL_D
+
+
+@hookimpl
+def rwmspec_robot_assets():
+    yield from ASSETS

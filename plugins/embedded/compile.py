@@ -1,4 +1,5 @@
-"""Plan -> ``EmbeddedConfig``: checks that the embedded backend implements every term of the plan.
+"""Plan -> ``EmbeddedConfig``: checks that the embedded backend implements every term of the plan and finds the
+robot's MJCF file (its embedded ``RobotAsset``).
 
 Light module (no mujoco, no torch): `rwmspec compile` runs it without importing the simulator. Every problem is
 collected and raised at once as ``SpecError`` with RWM402 diagnostics that name the term, its kind and what the
@@ -8,18 +9,21 @@ backend supports.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
 from rwmspec.diagnostics import Diagnostic, SpecError
 from rwmspec.manager import Registry
 from rwmspec.plan import Plan, TermPlan, plan_to_dict
+from rwmspec.spec.convert import structure
 from rwmspec.types import Artifacts
 from rwmspec_plugins.embedded.plugin import EmbeddedOptions
 
+BACKEND = "embedded"
 #: Event kinds the backend implements, per mode (see events.py for their semantics).
 EVENT_KINDS: dict[str, tuple[str, ...]] = {
     "startup": ("randomize_rigid_body_material", "randomize_rigid_body_mass", "randomize_rigid_body_com"),
@@ -35,9 +39,11 @@ FUNCTION_CATEGORIES = {"observation": "observations", "reward": "rewards"}
 
 @attrs.frozen(kw_only=True)
 class EmbeddedConfig:
-    """What ``make_embedded_env`` needs beyond the plan: the structured backend options."""
+    """What ``make_embedded_env`` needs beyond the plan: the structured backend options and the robot's MJCF."""
 
     options: EmbeddedOptions
+    #: path of the robot's MJCF file, resolved from its embedded ``RobotAsset``
+    mjcf: str
 
 
 def compile_embedded(plan: Plan, registry: Registry) -> Artifacts:
@@ -51,30 +57,28 @@ def compile_embedded(plan: Plan, registry: Registry) -> Artifacts:
     def problem(message: str, path: tuple[Any, ...], hint: str | None = None) -> None:
         problems.append(Diagnostic("RWM402", message, path=path, hint=hint, file=plan.spec_file))
 
-    options = _options(plan, problem)
+    options = _options(plan, problems)
+    mjcf = _mjcf(plan, registry, problem)
     robot = registry.robots.get(plan.robot.name)
-    if robot is not None and not robot.mjcf:
-        problem(
-            f"robot '{robot.name}' has no MJCF model, which the embedded backend simulates",
-            ("robot", "name"),
-            hint='use backend.name = "isaaclab", or give the robot plugin an MJCF',
-        )
+    # the plan's actuator has the robot's [robot.options] applied
+    actuator = plan.robot.actuator or (robot.actuator if robot else None)
     for message, path, hint in _term_problems(plan, registry):
         problem(message, path, hint)
     if problems:
         raise SpecError(problems)
-    assert options is not None
-    config = EmbeddedConfig(options=options)
+    assert options is not None and mjcf is not None
+    config = EmbeddedConfig(options=options, mjcf=str(mjcf))
     dump = {
-        "backend": "embedded",
+        "backend": BACKEND,
         "options": attrs.asdict(options),
         "num_envs": plan.sim.num_envs,
         "physics_dt": plan.sim.physics_dt,
         "decimation": plan.sim.decimation,
         "control_dt": plan.sim.control_dt,
         "max_episode_length": plan.sim.max_episode_length,
-        "mjcf": robot.mjcf if robot else None,
-        "actuator": attrs.asdict(robot.actuator) if robot else None,
+        # the asset reference, not the path: the dump reads the same on every machine
+        "mjcf": registry.asset(plan.robot.name, BACKEND).ref,
+        "actuator": attrs.asdict(actuator) if actuator else None,
         "observation_groups": {name: g.dim for name, g in plan.observations.items()},
         "terms": {
             section: [t["name"] for t in plan_to_dict(getattr(plan, section))]
@@ -82,41 +86,64 @@ def compile_embedded(plan: Plan, registry: Registry) -> Artifacts:
         },
     }
     return Artifacts(
-        backend="embedded",
+        backend=BACKEND,
         objects={"config": config},
         dumps={"embedded.json": json.dumps(dump, indent=2, default=str) + "\n"},
     )
 
 
 def structure_options(options: Mapping[str, Any] | EmbeddedOptions | None) -> EmbeddedOptions:
-    """``[backend.options]`` as ``EmbeddedOptions``; raises ``ValueError`` on unknown keys or bad values."""
+    """``[backend.options]`` as ``EmbeddedOptions``, through rwmspec's one strict converter.
+
+    `rwmspec validate` reports unknown keys, wrong types (RWM213) and out-of-range values (the plugin's
+    ``embedded_options`` check), so only a plan built by hand fails here: ``SpecError`` with those diagnostics.
+    """
     if isinstance(options, EmbeddedOptions):
-        structured = options
-    else:
-        structured = cattrs.Converter(forbid_extra_keys=True).structure(dict(options or {}), EmbeddedOptions)
-    bad = list(structured.check())
-    if bad:
-        raise ValueError("; ".join(f"{name}: {why}" for name, why in bad))
-    return structured
+        return options
+    return structure(dict(options or {}), EmbeddedOptions, path=("backend", "options"), code="RWM213")
 
 
-def _options(plan: Plan, problem) -> EmbeddedOptions | None:
-    try:
-        return structure_options(plan.sim.options)
-    except Exception as exc:  # cattrs raises an exception group; its text names the key
-        names = ", ".join(f.name for f in attrs.fields(EmbeddedOptions))
+def _mjcf(plan: Plan, registry: Registry, problem: Callable[..., None]) -> Path | None:
+    """The robot's MJCF file from its embedded asset (``"package:relative/file.xml"``), or None after a problem."""
+    name = plan.robot.name
+    asset = registry.asset(name, BACKEND)
+    if asset is None:
         problem(
-            f"backend.options do not fit the embedded backend: {_flatten(exc)}",
-            ("backend", "options"),
-            hint=f"options are {names} (docs/embedded.md)",
+            f"robot '{name}' has no MJCF model, which the embedded backend simulates",
+            ("robot", "name"),
+            hint=f"use backend.name = \"isaaclab\", or register RobotAsset(robot='{name}', backend='{BACKEND}', "
+            "ref='package:relative/file.xml') from a plugin's rwmspec_robot_assets() hook",
         )
         return None
+    package, sep, relative = asset.ref.partition(":")
+    provider = registry.providers.get(("assets", (name, BACKEND)), "?")
+    if not sep or not package or not relative:
+        problem(
+            f"robot '{name}': the embedded RobotAsset ref {asset.ref!r} must look like 'package.name:relative/file.xml'",
+            ("robot", "name"),
+            hint=f"fix the RobotAsset of plugin {provider}",
+        )
+        return None
+    try:
+        path = Path(str(resources.files(package).joinpath(relative)))
+    except ModuleNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        problem(
+            f"robot '{name}': MJCF {asset.ref!r} not found" + (f" at {path}" if path else f" (no package {package!r})"),
+            ("robot", "name"),
+            hint=f"reinstall plugin {provider}, or fix its RobotAsset ref",
+        )
+        return None
+    return path
 
 
-def _flatten(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_flatten(e) for e in exc.exceptions)
-    return str(exc)
+def _options(plan: Plan, problems: list[Diagnostic]) -> EmbeddedOptions | None:
+    try:
+        return structure_options(plan.sim.options)
+    except SpecError as exc:  # validate's own diagnostics (RWM213), for a plan that skipped it
+        problems.extend(attrs.evolve(d, file=plan.spec_file) for d in exc.diagnostics)
+        return None
 
 
 def _term_problems(plan: Plan, registry: Registry) -> Iterator[tuple[str, tuple[Any, ...], str | None]]:

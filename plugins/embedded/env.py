@@ -33,15 +33,20 @@ from rwmspec.manager import Registry
 from rwmspec.plan import Plan, plan_to_dict
 from rwmspec.spec.model import SYSTEM_GROUPS
 from rwmspec.types import RobotDef
-from rwmspec_plugins.embedded.compile import EmbeddedConfig, compile_embedded
+from rwmspec_plugins.embedded.compile import EmbeddedConfig
 from rwmspec_plugins.embedded.events import IntervalEvents, ResetEvents, build_env_models
 from rwmspec_plugins.embedded.model import STATE_SPEC, ModelIndex, build_model
-from rwmspec_plugins.embedded.observations import ObservationAssembler
 from rwmspec_plugins.embedded.physics import BatchedPhysics
-from rwmspec_runtime.terms import contact_timers
-from rwmspec_runtime.terms.commands import VelocityCommand
-from rwmspec_runtime.terms.registry import bind_term_functions, call_reward_terms, total_reward
-from rwmspec_runtime.terms.state import ContactTimers, StateView
+from rwmspec_runtime.mdp import (
+    ContactTimers,
+    ObservationManager,
+    StateView,
+    bind_term_functions,
+    call_reward_terms,
+    contact_timers,
+    make_command,
+    total_reward,
+)
 
 #: Log key of envs whose simulation went unstable (reset and reported as truncations).
 UNSTABLE_LOG_KEY = "Episode_Termination/physics_unstable"
@@ -60,17 +65,6 @@ def torch_single_threaded(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def make_embedded_env(
-    plan: Plan, registry: Registry, *, device: str | torch.device = "cpu", num_envs: int | None = None
-) -> EmbeddedVecEnv:
-    """The embedded backend's env for ``plan`` (``num_envs`` overrides ``plan.sim.num_envs``).
-
-    :raises SpecError: the plan uses terms or options the backend cannot run (RWM402).
-    """
-    config = compile_embedded(plan, registry).objects["config"]
-    return EmbeddedVecEnv(plan, registry, config, device=device, num_envs=num_envs)
 
 
 def _default_state(model: mujoco.MjModel, index: ModelIndex, robot: RobotDef) -> np.ndarray:
@@ -146,7 +140,7 @@ class EmbeddedVecEnv:
 
         # physics
         model, index = build_model(
-            plan, self.robot, solver_iterations=options.solver_iterations, ls_iterations=options.ls_iterations
+            plan, config.mjcf, solver_iterations=options.solver_iterations, ls_iterations=options.ls_iterations
         )
         self.model = model
         models = build_env_models(model, plan.events, self.num_envs, self._startup_rng, variants=options.model_variants)
@@ -171,10 +165,14 @@ class EmbeddedVecEnv:
         self._default_joint_pos = torch.as_tensor(default_joint_pos, **f32)
         self._soft_limits = torch.as_tensor(limits, **f32) if limits is not None else None
         self._groups = {g: (b, plan.robot.contact_thresholds.get(g, 1.0)) for g, b in plan.robot.contact_bodies.items()}
-        self.commands = self._make_command(plan)
+        self.commands = (
+            make_command(plan.commands[0], registry, self.num_envs, generator=self._command_gen)
+            if plan.commands
+            else None
+        )
         self._reward_fns = bind_term_functions(plan.rewards, registry, "reward")
         self._termination_fns = bind_term_functions(plan.terminations, registry, "termination")
-        self._observer = ObservationAssembler(plan.observations, registry, self._cpu, self._noise_gen)
+        self._observer = ObservationManager(plan.observations, registry, self._cpu, self._noise_gen)
         self._system_groups = [g for g in plan.observations if g in SYSTEM_GROUPS]
 
         n = self.num_envs
@@ -222,6 +220,13 @@ class EmbeddedVecEnv:
     @property
     def unwrapped(self) -> EmbeddedVecEnv:
         return self
+
+    def make_renderer(self, width: int, height: int, *, twin: bool = False) -> Any:
+        """A camera on env 0 (``rwmspec_runtime.rendering.Renderer``); ``twin``: env 0 next to an imagined twin."""
+        from rwmspec_plugins.embedded.render import Camera, TwinCamera
+
+        camera = TwinCamera if twin else Camera
+        return camera(self, self.plan.robot.base_body, width, height)
 
     def get_observations(self) -> TensorDict:
         """Every observation group of the plan, ``{group: [N, dim]}``."""
@@ -314,7 +319,7 @@ class EmbeddedVecEnv:
         if terminal is not None:
             kinematics = self._kinematics()
         if self.commands is not None:
-            self.commands.step(self.step_dt, self._to_torch(kinematics["heading"]))
+            self.commands.step(self.step_dt, {"heading": self._to_torch(kinematics["heading"])})
         if self._interval_events.events and self._interval_events.step(self.step_dt, self._interval_rng).any():
             kinematics = self._kinematics()
         self.view = self._build_view(kinematics)
@@ -328,17 +333,6 @@ class EmbeddedVecEnv:
     # ---------------------------------------------------------------------------------------------------------------
     # internals
     # ---------------------------------------------------------------------------------------------------------------
-    def _make_command(self, plan: Plan) -> VelocityCommand | None:
-        if not plan.commands:
-            return None
-        term = plan.commands[0]
-        return VelocityCommand.from_params(
-            self.num_envs,
-            term.params,
-            generator=self._command_gen,
-            resampling_time_range_s=term.interval_range_s or (10.0, 10.0),
-        )
-
     @staticmethod
     def _to_torch(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

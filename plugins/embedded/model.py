@@ -17,7 +17,6 @@ per-step read-out is plain NumPy fancy indexing over all envs.
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 
 import attrs
@@ -25,36 +24,12 @@ import mujoco
 import numpy as np
 
 from rwmspec.plan import Plan
-from rwmspec.types import ActuatorDef, RobotDef
+from rwmspec.types import ActuatorDef
 
 #: Full physics state as ``mujoco.rollout`` reads and writes it: time, qpos, qvel, act, ...
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 #: Prefix of the sensors the backend adds (it deletes the XML's own).
 SENSOR_PREFIX = "rwmspec_"
-
-
-def mjcf_file(robot: RobotDef) -> Path:
-    """The MJCF file named by ``robot.mjcf`` (``"package:relative/path.xml"``)."""
-    if not robot.mjcf:
-        raise ValueError(
-            f"robot {robot.name!r} has no MJCF model (RobotDef.mjcf is unset), so the embedded backend "
-            "cannot simulate it; choose backend 'isaaclab' or add an MJCF to the robot plugin"
-        )
-    package, sep, relative = robot.mjcf.partition(":")
-    if not sep or not package or not relative:
-        raise ValueError(
-            f"robot {robot.name!r}: RobotDef.mjcf = {robot.mjcf!r} must look like 'package.name:relative/file.xml'"
-        )
-    try:
-        path = Path(str(resources.files(package).joinpath(relative)))
-    except ModuleNotFoundError as exc:
-        raise FileNotFoundError(f"robot {robot.name!r}: package {package!r} of RobotDef.mjcf is not installed") from exc
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: MJCF of robot {robot.name!r} not found (RobotDef.mjcf = {robot.mjcf!r}); "
-            "reinstall the robot plugin or fix its mjcf reference"
-        )
-    return path
 
 
 @attrs.frozen(kw_only=True)
@@ -72,16 +47,11 @@ class ActuatorParameters:
     voltage_limit: float = 0.0
 
 
-def plan_actuator(plan: Plan, robot: RobotDef) -> ActuatorDef:
-    """The robot's actuator with the robot options ``actuator_stiffness`` / ``actuator_damping`` applied (a robot
-    plugin that offers them lets a spec change the PD gains without a new robot)."""
-    options = plan.robot.options
-    changes = {
-        field: options[key]
-        for key, field in (("actuator_stiffness", "stiffness"), ("actuator_damping", "damping"))
-        if options.get(key) is not None
-    }
-    return attrs.evolve(robot.actuator, **changes)
+def plan_actuator(plan: Plan) -> ActuatorDef:
+    """The plan's actuator: the robot's, with its ``[robot.options]`` applied by the robot plugin at compile time."""
+    if plan.robot.actuator is None:
+        raise ValueError(f"{plan.spec_file}: the plan has no resolved actuator (compiled by an older rwmspec?)")
+    return plan.robot.actuator
 
 
 def actuator_parameters(actuator: ActuatorDef) -> ActuatorParameters:
@@ -165,10 +135,11 @@ def _require(name: str, names: list[str], what: str, path: Path) -> None:
 
 
 def build_model(
-    plan: Plan, robot: RobotDef, *, solver_iterations: int | None = None, ls_iterations: int | None = None
+    plan: Plan, mjcf: str | Path, *, solver_iterations: int | None = None, ls_iterations: int | None = None
 ) -> tuple[mujoco.MjModel, ModelIndex]:
-    """Compile the robot's MJCF for this plan and index it. Raises ``ValueError`` naming the file on mismatches."""
-    path = mjcf_file(robot)
+    """Compile the robot's MJCF file for this plan and index it. Raises ``ValueError`` naming the file on
+    mismatches."""
+    path = Path(mjcf)
     spec = mujoco.MjSpec.from_file(str(path))
     spec.option.timestep = plan.sim.physics_dt
     if solver_iterations is not None:
@@ -186,7 +157,7 @@ def build_model(
             _require(name, bodies, f"body (contact group {group!r})", path)
 
     # one actuator per plan joint, with the robot's actuator model
-    params = actuator_parameters(plan_actuator(plan, robot))
+    params = actuator_parameters(plan_actuator(plan))
     by_joint: dict[str, mujoco.MjsActuator] = {}
     for act in spec.actuators:
         if act.trntype == mujoco.mjtTrn.mjTRN_JOINT and act.target in plan.robot.joint_names:

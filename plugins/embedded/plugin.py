@@ -7,13 +7,12 @@ Only light imports here: the compile step and the env live in ``compile.py`` and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import attrs
 
 from rwmspec import hookimpl
 from rwmspec.spec.model import doc
-from rwmspec.types import BackendDef, CheckDef
+from rwmspec.types import BackendDef, Requirement
 
 
 @attrs.define(kw_only=True)
@@ -68,42 +67,15 @@ EMBEDDED = BackendDef(
     name="embedded",
     description="MuJoCo (C engine) on CPU threads via mujoco.rollout; MDP logic vectorised in torch. Runs anywhere.",
     compile="rwmspec_plugins.embedded.compile:compile_embedded",
-    make_env="rwmspec_plugins.embedded.env:make_embedded_env",
+    make_env="rwmspec_plugins.embedded.factory:make_embedded_env",
     options_type=EmbeddedOptions,
-    requires=("mujoco", "torch"),
+    requires=(
+        Requirement(module="mujoco", install="pip install -e '.[runtime]'"),
+        Requirement(module="torch", install="pip install torch==2.13.0"),
+    ),
 )
-
-
-def _check_options(spec: Any, registry: Any) -> Iterator[Any]:
-    """RWM213 for `[backend.options]` values of the embedded backend that are well typed but out of range."""
-    from rwmspec.diagnostics import Diagnostic
-
-    options = spec.backend.options
-    if spec.backend.name != EMBEDDED.name:
-        return
-    if not isinstance(options, EmbeddedOptions):
-        try:
-            options = EmbeddedOptions(**dict(options or {}))
-        except TypeError:
-            return  # unknown keys: structuring reports them (RWM213)
-    for field, problem in options.check():
-        yield Diagnostic(
-            "RWM213",
-            f"option '{field}' of backend 'embedded' {problem}",
-            path=("backend", "options", field),
-            hint="see docs/embedded.md, Options",
-        )
 
 
 @hookimpl
 def rwmspec_backends():
     yield EMBEDDED
-
-
-@hookimpl
-def rwmspec_checks():
-    yield CheckDef(
-        name="embedded_options",
-        description="Values of the embedded backend's options are in range.",
-        function=_check_options,
-    )

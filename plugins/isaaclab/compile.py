@@ -1,7 +1,7 @@
 """Plan -> Isaac Lab 3.0 config objects: a ``ManagerBasedRLEnvCfg`` and an rsl-rl ``RslRlOnPolicyRunnerCfg``.
 
-Every MDP term of the plan is bound through its kind's ``TermKind.isaaclab`` reference (a term function, a
-class-based term, or a command/action config class) and its params are translated to Isaac Lab's names:
+Every MDP term of the plan is bound through the isaaclab ``TermBinding`` of its kind (a term function, a class-based
+term, or a command/action config class; ``registry.binding``) and its params are translated to Isaac Lab's names:
 
 * ``bodies = "<contact group>"`` becomes ``sensor_cfg = SceneEntityCfg("contact_forces", body_names=<regex>)``,
   the regex matching exactly the robot's bodies of that group;
@@ -10,7 +10,9 @@ class-based term, or a command/action config class) and its params are translate
 
 Isaac Lab pieces with no plan counterpart are taken from Isaac Lab's velocity task itself (terrain and its
 material, the physics presets, the contact sensor layout) so that a plan written like ``AnymalDFlatEnvCfg``
-compiles to the same config. Isaac Lab is imported inside the functions only.
+compiles to the same config. The robot is the articulation of its isaaclab ``RobotAsset`` (``registry.asset``),
+placed at this backend's prim path. The runner config takes rsl-rl-lib's settings from ``rwmspec.ppo_config``, the
+translation the runtime's own PPO uses. Isaac Lab is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
-import cattrs
-
 from rwmspec.diagnostics import Diagnostic, SpecError
 from rwmspec.manager import Registry, resolve
 from rwmspec.plan import ObservationGroupPlan, Plan, TermPlan
-from rwmspec.types import Artifacts
+from rwmspec.ppo_config import train_cfg, without_class_name
+from rwmspec.spec.convert import structure
+from rwmspec.types import Artifacts, TermBinding
 
 #: Scene entity names: the term params refer to these.
 ROBOT = "robot"
+#: Prim path of the robot in every env, whatever prim path its articulation asset comes with: the contact sensor's
+#: prim path is derived from it.
+ROBOT_PRIM_PATH = "{ENV_REGEX_NS}/Robot"
 CONTACT_SENSOR = "contact_forces"
 #: Contact sensor on every direct child prim of the robot, i.e. every rigid body (Isaac Lab's velocity task).
 CONTACT_SENSOR_PRIM_SUFFIX = "/[^/]*"
@@ -43,6 +47,7 @@ FIXED_IN_ISAACLAB: dict[tuple[str, str, str], Any] = {
 FLAT_MJWARP_SOLVER = {"njmax": 60, "nconmax": 25, "cone": "elliptic", "impratio": 100.0}
 #: Arguments of term functions that the managers pass themselves.
 MANAGER_ARGUMENTS = ("self", "env", "env_ids")
+BACKEND = "isaaclab"
 SECTIONS = {
     "observation": "observations",
     "reward": "rewards",
@@ -66,7 +71,7 @@ def compile_plan_to_isaaclab(plan: Plan, registry: Registry) -> Artifacts:
     if compiler.problems:
         raise SpecError(compiler.problems)
     return Artifacts(
-        backend="isaaclab",
+        backend=BACKEND,
         objects={"env_cfg": env_cfg, "runner_cfg": runner_cfg},
         dumps={"env.yaml": yaml_dump(env_cfg), "agent.yaml": yaml_dump(runner_cfg)},
     )
@@ -85,30 +90,8 @@ def backend_options(plan: Plan) -> Any:
     options = plan.sim.options
     if isinstance(options, IsaacLabOptions):
         return options
-    known = ", ".join(f.name for f in attrs.fields(IsaacLabOptions))
-    try:
-        structured = cattrs.Converter(forbid_extra_keys=True).structure(dict(options or {}), IsaacLabOptions)
-    except Exception as exc:  # validation normally catches this first; a hand-built plan may not have been validated
-        messages = cattrs.transform_error(exc, path="backend.options")
-        raise SpecError(
-            [
-                Diagnostic(
-                    "RWM402",
-                    f"isaaclab backend: {message}",
-                    path=("backend", "options"),
-                    hint=f"options are {known} (docs/isaaclab.md)",
-                    file=plan.spec_file,
-                )
-                for message in messages
-            ]
-        ) from exc
-    problems = [
-        Diagnostic("RWM402", f"backend.options.{key}: {problem}", path=("backend", "options", key), file=plan.spec_file)
-        for key, problem in structured.check()
-    ]
-    if problems:
-        raise SpecError(problems)
-    return structured
+    # validated by `rwmspec validate` (RWM213); only a plan built by hand fails here, with the same diagnostics
+    return structure(dict(options or {}), IsaacLabOptions, path=("backend", "options"), code="RWM213")
 
 
 def yaml_dump(cfg: Any) -> str:
@@ -125,8 +108,10 @@ def yaml_dump(cfg: Any) -> str:
 def runner_cfg_from_plan(plan: Plan) -> Any:
     """rsl-rl-lib 5.x runner config of the plan's PPO, actor-critic and runner settings.
 
-    Deprecated rsl-rl fields are settled with Isaac Lab's ``handle_deprecated_rsl_rl_cfg`` for the installed
-    rsl-rl-lib, as Isaac Lab's train script does, so ``to_dict(cfg)`` is a valid ``OnPolicyRunner`` train_cfg.
+    The rsl-rl-lib settings are ``rwmspec.ppo_config.train_cfg(plan)`` in Isaac Lab's config classes; the fields
+    only Isaac Lab's train script reads (seed, device, iterations, names) come from the plan directly. Deprecated
+    rsl-rl fields are settled with Isaac Lab's ``handle_deprecated_rsl_rl_cfg`` for the installed rsl-rl-lib, as
+    Isaac Lab's train script does, so ``to_dict(cfg)`` is a valid ``OnPolicyRunner`` train_cfg.
     """
     from importlib.metadata import version
 
@@ -137,37 +122,26 @@ def runner_cfg_from_plan(plan: Plan) -> Any:
         handle_deprecated_rsl_rl_cfg,
     )
 
-    policy, ppo, runner = plan.policy, plan.ppo, plan.runner
-    actor = RslRlMLPModelCfg(
-        hidden_dims=list(policy.actor_hidden_dims),
-        activation=policy.activation,
-        obs_normalization=policy.actor_obs_normalization,
-        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(
-            init_std=policy.init_noise_std, std_type=policy.noise_std_type
-        ),
-    )
-    critic = RslRlMLPModelCfg(
-        hidden_dims=list(policy.critic_hidden_dims),
-        activation=policy.activation,
-        obs_normalization=policy.critic_obs_normalization,
-        distribution_cfg=None,
-    )
-    algorithm_fields = {f.name for f in dataclasses.fields(RslRlPpoAlgorithmCfg)}
-    algorithm = RslRlPpoAlgorithmCfg(**{k: v for k, v in attrs.asdict(ppo).items() if k in algorithm_fields})
+    train = train_cfg(plan)
+    actor = without_class_name(train["actor"])
+    distribution = without_class_name(actor.pop("distribution_cfg"))
+    actor_cfg = RslRlMLPModelCfg(**actor, distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(**distribution))
+    critic_cfg = RslRlMLPModelCfg(**without_class_name(train["critic"]), distribution_cfg=None)
     cfg = RslRlOnPolicyRunnerCfg(
         seed=plan.experiment.seed,
         device=plan.sim.device,
-        num_steps_per_env=ppo.num_steps_per_env,
-        max_iterations=runner.max_iterations,
-        save_interval=runner.save_interval,
+        num_steps_per_env=train["num_steps_per_env"],
+        max_iterations=plan.runner.max_iterations,
+        save_interval=train["save_interval"],
         experiment_name=plan.experiment.name,
         run_name=plan.run_name,
-        obs_groups={"actor": list(policy.actor_observations), "critic": list(policy.critic_observations)},
-        init_at_random_ep_len=runner.init_at_random_ep_len,
-        check_for_nan=runner.check_for_nan,
-        actor=actor,
-        critic=critic,
-        algorithm=algorithm,
+        obs_groups=train["obs_groups"],
+        init_at_random_ep_len=plan.runner.init_at_random_ep_len,
+        check_for_nan=train["check_for_nan"],
+        logger=train["logger"],
+        actor=actor_cfg,
+        critic=critic_cfg,
+        algorithm=RslRlPpoAlgorithmCfg(**train["algorithm"]),
     )
     return handle_deprecated_rsl_rl_cfg(cfg, version("rsl-rl-lib"))
 
@@ -175,6 +149,11 @@ def runner_cfg_from_plan(plan: Plan) -> Any:
 # --------------------------------------------------------------------------------------------------------------------
 # environment
 # --------------------------------------------------------------------------------------------------------------------
+def _binding_key(binding: TermBinding) -> tuple[str, tuple[str, str, str]]:
+    """The binding's key in ``Registry.providers``."""
+    return ("bindings", (binding.backend, binding.category, binding.kind))
+
+
 def make_configclass(name: str, base: type, members: dict[str, Any]) -> type:
     """A new Isaac Lab configclass ``name(base)`` whose fields are ``members`` (in order), e.g. a rewards section."""
     from isaaclab.utils import configclass
@@ -221,22 +200,24 @@ class _IsaacLabCompiler:
     # ---------------------------------------------------------------- binding
     def target(self, category: str, term: Any, path: tuple[str, ...]) -> Any | None:
         """The Isaac Lab object ``term``'s kind binds to (function, term class or config class)."""
-        kind = self.registry.term_kinds.get((category, term.kind))
-        if kind is None or kind.isaaclab is None:
+        binding = self.registry.binding(BACKEND, category, term.kind)
+        if binding is None:
             self.problem(
                 f"{category} kind '{term.kind}' has no Isaac Lab binding",
                 path,
-                hint="set `isaaclab='package.module:attr'` in the TermKind of the plugin that registers it",
+                hint=f"register TermBinding(backend='{BACKEND}', category='{category}', kind='{term.kind}', "
+                "ref='package.module:attr') from a plugin's rwmspec_term_bindings() hook (docs/plugins.md)",
             )
             return None
         try:
-            return resolve(kind.isaaclab)
+            return resolve(binding.ref)
         except (ImportError, AttributeError) as exc:
             self.problem(
-                f"{category} kind '{term.kind}': cannot import its Isaac Lab binding '{kind.isaaclab}': "
+                f"{category} kind '{term.kind}': cannot import its Isaac Lab binding '{binding.ref}': "
                 f"{type(exc).__name__}: {exc}",
                 path,
-                hint="fix the TermKind's `isaaclab` reference (Isaac Lab 3.0 module paths, docs/isaaclab.md)",
+                hint=f"fix the TermBinding's `ref` (provided by {self.registry.providers.get(_binding_key(binding), '?')}; "
+                "Isaac Lab 3.0 module paths, docs/isaaclab.md)",
             )
             return None
 
@@ -405,15 +386,20 @@ class _IsaacLabCompiler:
 
     # ---------------------------------------------------------------- scene and simulation
     def robot(self) -> Any:
-        robot_def = self.registry.robots.get(self.plan.robot.name)
-        if robot_def is None or robot_def.isaaclab_articulation is None:
+        """The robot's articulation (its isaaclab ``RobotAsset``), placed at ``ROBOT_PRIM_PATH``."""
+        from isaaclab.utils import replace
+
+        name = self.plan.robot.name
+        asset = self.registry.asset(name, BACKEND)
+        if asset is None:
             self.problem(
-                f"robot '{self.plan.robot.name}' has no Isaac Lab articulation",
+                f"robot '{name}' has no Isaac Lab articulation",
                 ("robot", "name"),
-                hint="set `isaaclab_articulation='package.module:function'` in its RobotDef",
+                hint=f"register RobotAsset(robot='{name}', backend='{BACKEND}', ref='package.module:function') "
+                "from a plugin's rwmspec_robot_assets() hook; the function returns an Isaac Lab ArticulationCfg",
             )
             return None
-        return resolve(robot_def.isaaclab_articulation)()
+        return replace(resolve(asset.ref)(), prim_path=ROBOT_PRIM_PATH)
 
     def terrain(self) -> Any:
         """Isaac Lab's velocity-task terrain (ground material included) as a plane or a random-rough field."""

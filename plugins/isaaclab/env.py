@@ -1,6 +1,7 @@
 """``make_env`` of the isaaclab backend: a kit-less Isaac Lab env behind rsl-rl-lib's VecEnv interface.
 
-The env is Isaac Lab's own ``ManagerBasedRLEnv`` built from the compiled config, inside Isaac Lab's
+The env is Isaac Lab's own ``ManagerBasedRLEnv`` built from the compiled config (the ``env_cfg`` of the artifacts
+``compile_plan_to_isaaclab`` produced, so the env is exactly what `rwmspec compile` shows), inside Isaac Lab's
 ``launch_simulation`` (Newton physics needs no Isaac Sim), wrapped by Isaac Lab's ``RslRlVecEnvWrapper``. rwmspec
 adds ``extras["terminal_observations"]`` for the world-model stages and keeps the simulation launch open until
 ``close()``.
@@ -13,18 +14,30 @@ docs/isaaclab.md says what is verified and what is not.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from typing import Any
 
 from rwmspec.manager import Registry
 from rwmspec.plan import Plan
+from rwmspec.types import Artifacts
 
 
-def make_isaaclab_env(plan: Plan, registry: Registry, *, device: str, num_envs: int | None = None) -> Any:
-    """Build the plan's Isaac Lab env, headless and kit-less on the physics preset of ``[backend.options]``.
+def make_isaaclab_env(
+    plan: Plan,
+    artifacts: Artifacts,
+    registry: Registry,
+    *,
+    device: str,
+    num_envs: int | None = None,
+    render: bool = False,
+) -> Any:
+    """Build the plan's Isaac Lab env from its compiled ``artifacts`` (``env_cfg``), headless and kit-less on the
+    physics preset of ``[backend.options]``.
 
     :param device: torch/warp device of the simulation and of every returned tensor (``"cpu"``, ``"cuda:0"``).
     :param num_envs: overrides ``backend.num_envs`` (e.g. the few real envs of the finetune stage).
+    :param render: not supported yet (RWM507): the env implements no ``make_renderer``.
     :return: a VecEnv: ``get_observations()`` gives a TensorDict of every observation group ``[num_envs, dim]``;
         ``step(actions [num_envs, num_actions])`` gives ``(obs, rewards [num_envs], dones [num_envs], extras)`` with
         ``extras["time_outs"]``, ``extras["log"]`` and, when the plan has ``system_*`` groups,
@@ -42,10 +55,11 @@ def make_isaaclab_env(plan: Plan, registry: Registry, *, device: str, num_envs: 
             "Python 3.12, see docs/isaaclab.md"
         ) from exc
 
-    from rwmspec_plugins.isaaclab.compile import backend_options, compile_plan_to_isaaclab
+    from rwmspec_plugins.isaaclab.compile import backend_options
 
     options = backend_options(plan)
-    env_cfg = compile_plan_to_isaaclab(plan, registry).objects["env_cfg"]
+    # a copy: the artifacts stay what `rwmspec compile` shows, while the env's config gets device and env count
+    env_cfg = copy.deepcopy(artifacts.objects["env_cfg"])
     # the compiled physics is already concrete; an articulation from a robot plugin may still hold presets
     env_cfg = resolve_presets(env_cfg, (options.physics,))
     env_cfg.sim.device = device

@@ -3,11 +3,11 @@
 They follow Isaac Lab's term-function contract: the first argument is the ``ManagerBasedRLEnv``, scene entities
 arrive as resolved ``SceneEntityCfg`` objects, and each returns a torch tensor with one row per env. Asset and
 sensor data are read through Isaac Lab 3.0's ``.torch`` views of its warp arrays. Their torch twins for the
-embedded backend and imagination are ``rwmspec_runtime.terms.rewards.stand_still`` and
-``rwmspec_runtime.terms.observations.body_contact``.
+embedded backend and imagination are ``rwmspec_plugins.locomotion.rewards.stand_still`` and
+``rwmspec_plugins.locomotion.observations.body_contact``.
 
-Only the isaaclab backend imports this module (through ``TermKind.isaaclab`` references), so it imports Isaac Lab
-at the top like Isaac Lab's own mdp modules.
+Only the isaaclab backend imports this module (through the ``TermBinding`` records of ``plugin.py``), so it imports
+Isaac Lab at the top like Isaac Lab's own mdp modules.
 """
 
 from __future__ import annotations

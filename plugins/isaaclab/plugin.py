@@ -1,8 +1,12 @@
 """Backend plugin ``isaaclab``: compiles a Plan into Isaac Lab 3.0 config objects and runs it kit-less on Newton.
 
-Only light imports here. The compile step (``compile.py``), the env factory (``env.py``), the robot articulations
-(``robots.py``) and the extra term functions (``mdp.py``) import Isaac Lab inside their functions and are referenced
-by ``"module:attr"`` strings, so `rwmspec validate` and `rwmspec list` never import Isaac Lab, warp or torch.
+Besides the backend, the plugin registers how Isaac Lab implements the locomotion term kinds (``TermBinding``
+records): Isaac Lab 3.0's own ``mdp`` functions and config classes where it ships them, this plugin's ``mdp.py``
+where it does not. Robots bring their Isaac Lab articulation themselves (``RobotAsset`` records for this backend).
+
+Only light imports here. The compile step (``compile.py``), the env factory (``env.py``) and the extra term
+functions (``mdp.py``) import Isaac Lab inside their functions or are referenced by ``"module:attr"`` strings, so
+`rwmspec validate` and `rwmspec list` never import Isaac Lab, warp or torch.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import attrs
 
 from rwmspec import hookimpl
 from rwmspec.spec.model import doc
-from rwmspec.types import BackendDef
+from rwmspec.types import BackendDef, Requirement, TermBinding, TermCategory
 
+#: Config-only install of Isaac Lab 3.0 (docs/isaaclab.md): enough to compile, not to simulate.
+_CONFIGS_INSTALL = "bash scripts/install_isaaclab_configs.sh"
 #: Physics presets of Isaac Lab's velocity tasks (``RoughPhysicsCfg``); ``newton_*`` run kit-less.
 Physics = Literal["newton_mjwarp", "newton_kamino", "physx", "isaacsim_physx", "ovphysx"]
 
@@ -58,10 +64,95 @@ ISAACLAB = BackendDef(
     compile="rwmspec_plugins.isaaclab.compile:compile_plan_to_isaaclab",
     make_env="rwmspec_plugins.isaaclab.env:make_isaaclab_env",
     options_type=IsaacLabOptions,
-    requires=("isaaclab", "isaaclab_tasks", "isaaclab_rl", "warp", "rsl_rl"),
+    requires=(
+        *(
+            Requirement(module=m, install=_CONFIGS_INSTALL)
+            for m in ("isaaclab", "isaaclab_tasks", "isaaclab_rl", "warp")
+        ),
+        Requirement(module="rsl_rl", install="pip install rsl-rl-lib==5.5.1"),
+    ),
+)
+
+_IL = "isaaclab.envs.mdp"
+_IL_VELOCITY = "isaaclab_tasks.core.velocity.mdp"
+_OURS = "rwmspec_plugins.isaaclab.mdp"
+
+
+def _bindings(category: TermCategory, refs: dict[str, str]) -> tuple[TermBinding, ...]:
+    return tuple(
+        TermBinding(backend=ISAACLAB.name, category=category, kind=kind, ref=ref) for kind, ref in refs.items()
+    )
+
+
+#: The locomotion kinds (plugin ``locomotion``) as Isaac Lab terms; each kind's params are Isaac Lab's own names.
+BINDINGS = (
+    *_bindings(
+        "observation",
+        {
+            **{
+                name: f"{_IL}:{name}"
+                for name in (
+                    "base_lin_vel",
+                    "base_ang_vel",
+                    "projected_gravity",
+                    "joint_pos_rel",
+                    "joint_vel_rel",
+                    "joint_effort",
+                    "last_action",
+                    "generated_commands",
+                )
+            },
+            "body_contact": f"{_OURS}:body_contact",
+        },
+    ),
+    *_bindings(
+        "reward",
+        {
+            **{
+                name: f"{_IL}:{name}"
+                for name in (
+                    "track_lin_vel_xy_exp",
+                    "track_ang_vel_z_exp",
+                    "lin_vel_z_l2",
+                    "ang_vel_xy_l2",
+                    "joint_torques_l2",
+                    "joint_acc_l2",
+                    "action_rate_l2",
+                    "flat_orientation_l2",
+                    "joint_pos_limits",
+                    "undesired_contacts",
+                )
+            },
+            "feet_air_time": f"{_IL_VELOCITY}:feet_air_time",
+            "stand_still": f"{_OURS}:stand_still",
+        },
+    ),
+    *_bindings("termination", {name: f"{_IL}:{name}" for name in ("time_out", "illegal_contact")}),
+    *_bindings(
+        "event",
+        {
+            name: f"{_IL}:{name}"
+            for name in (
+                "randomize_rigid_body_material",
+                "randomize_rigid_body_mass",
+                "randomize_rigid_body_com",
+                "apply_external_force_torque",
+                "reset_root_state_uniform",
+                "reset_joints_by_scale",
+                "push_by_setting_velocity",
+            )
+        },
+    ),
+    *_bindings("command", {"uniform_velocity": f"{_IL}:UniformVelocityCommandCfg"}),
+    *_bindings("action", {"joint_position": f"{_IL}:JointPositionActionCfg"}),
 )
 
 
 @hookimpl
 def rwmspec_backends():
     yield ISAACLAB
+
+
+@hookimpl
+def rwmspec_term_bindings():
+    yield from BINDINGS

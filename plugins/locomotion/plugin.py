@@ -1,9 +1,10 @@
 """Term-kind plugin ``locomotion``: the MDP terms of legged velocity tracking (Isaac Lab's velocity task).
 
 Each kind names its params class (``params.py``), the torch function the embedded backend and the imagination env
-call (``rwmspec_runtime.terms.<category>:<kind>``; events, commands and actions are implemented by the backends
-themselves) and the Isaac Lab 3.0 term it compiles to. Kinds Isaac Lab lacks are bound to
-``rwmspec_plugins.isaaclab.mdp``.
+call (``rwmspec_plugins.locomotion.<category>:<kind>``; events, commands and actions are implemented by the backends
+themselves), the view fields it reads and, for observations that reproduce one view field, the inverse imagination
+uses to turn predicted columns back into that field (``inverses.py``). How a backend implements a kind with its own
+terms (Isaac Lab's ``mdp`` functions) is that backend's business: its plugin registers ``TermBinding`` records.
 
 The check ``command_references`` reports terms whose ``command_name`` names no command table.
 """
@@ -17,15 +18,16 @@ from typing import Any
 import attrs
 
 from rwmspec import hookimpl
-from rwmspec.types import CheckDef, RobotDef, TermKind
+from rwmspec.diagnostics import Diagnostic
+from rwmspec.manager import Registry
+from rwmspec.spec.model import Spec
+from rwmspec.types import CheckDef, RobotDef, TermKind, ViewField
 from rwmspec_plugins.locomotion import params as P
 
-_OBS = "rwmspec_runtime.terms.observations"
-_REW = "rwmspec_runtime.terms.rewards"
-_TERM = "rwmspec_runtime.terms.terminations"
-_IL = "isaaclab.envs.mdp"
-_IL_VELOCITY = "isaaclab_tasks.core.velocity.mdp"
-_OURS = "rwmspec_plugins.isaaclab.mdp"
+_OBS = "rwmspec_plugins.locomotion.observations"
+_REW = "rwmspec_plugins.locomotion.rewards"
+_TERM = "rwmspec_plugins.locomotion.terminations"
+_INV = "rwmspec_plugins.locomotion.inverses"
 
 
 def _num_joints(_params: Any, robot: RobotDef) -> int:
@@ -45,7 +47,15 @@ def _num_selected_joints(params: P.JointPositionParams, robot: RobotDef) -> int:
 
 
 def _observation(
-    name: str, description: str, dim: Any, params_type: type | None = None, isaaclab: str | None = None
+    name: str,
+    description: str,
+    dim: Any,
+    params_type: type | None = None,
+    *,
+    reads: tuple[str, ...] = (),
+    state_field: str | None = None,
+    inverse: str = "same",
+    contact_group_param: str | None = None,
 ) -> TermKind:
     return TermKind(
         name=name,
@@ -53,41 +63,48 @@ def _observation(
         description=description,
         params_type=params_type,
         function=f"{_OBS}:{name}",
-        isaaclab=isaaclab or f"{_IL}:{name}",
         dim=dim,
+        reads=reads or ((state_field,) if state_field else ()),
+        state_field=state_field,
+        inverse=f"{_INV}:{inverse}" if state_field else None,
+        contact_group_param=contact_group_param,
     )
 
 
-def _reward(name: str, description: str, params_type: type | None = None, isaaclab: str | None = None) -> TermKind:
+def _reward(name: str, description: str, params_type: type | None = None, reads: tuple[str, ...] = ()) -> TermKind:
     return TermKind(
         name=name,
         category="reward",
         description=description,
         params_type=params_type,
         function=f"{_REW}:{name}",
-        isaaclab=isaaclab or f"{_IL}:{name}",
+        reads=reads,
     )
 
 
 def _event(name: str, description: str, params_type: type) -> TermKind:
     # events change the simulation itself; each backend implements them, so there is no torch term function
-    return TermKind(
-        name=name,
-        category="event",
-        description=description,
-        params_type=params_type,
-        function=None,
-        isaaclab=f"{_IL}:{name}",
-    )
+    return TermKind(name=name, category="event", description=description, params_type=params_type, function=None)
 
 
 OBSERVATIONS = (
-    _observation("base_lin_vel", "Base linear velocity in the base frame (m/s).", 3),
-    _observation("base_ang_vel", "Base angular velocity in the base frame (rad/s).", 3),
-    _observation("projected_gravity", "Unit gravity direction in the base frame.", 3),
-    _observation("joint_pos_rel", "Joint positions relative to the default pose (rad).", _num_joints),
-    _observation("joint_vel_rel", "Joint velocities relative to the default (zero) velocities (rad/s).", _num_joints),
-    _observation("joint_effort", "Applied joint torques (N m).", _num_joints),
+    _observation("base_lin_vel", "Base linear velocity in the base frame (m/s).", 3, state_field="base_lin_vel"),
+    _observation("base_ang_vel", "Base angular velocity in the base frame (rad/s).", 3, state_field="base_ang_vel"),
+    _observation("projected_gravity", "Unit gravity direction in the base frame.", 3, state_field="projected_gravity"),
+    _observation(
+        "joint_pos_rel",
+        "Joint positions relative to the default pose (rad).",
+        _num_joints,
+        state_field="joint_pos",
+        inverse="plus_default_joint_pos",
+    ),
+    _observation(
+        "joint_vel_rel",
+        "Joint velocities relative to the default (zero) velocities (rad/s).",
+        _num_joints,
+        state_field="joint_vel",
+    ),
+    _observation("joint_effort", "Applied joint torques (N m).", _num_joints, state_field="joint_torque"),
     _observation(
         "last_action", "The raw policy action most recently applied (one value per action dimension).", _num_joints
     ),
@@ -102,7 +119,7 @@ OBSERVATIONS = (
         "Binary contact flags of the bodies of a contact group (1 = in contact).",
         _num_contact_bodies,
         P.BodyContactParams,
-        isaaclab=f"{_OURS}:body_contact",
+        contact_group_param="bodies",
     ),
 )
 
@@ -111,27 +128,40 @@ REWARDS = (
         "track_lin_vel_xy_exp",
         "exp(-|c_xy - v_xy|^2 / std^2): planar velocity tracking in the base frame.",
         P.TrackVelocityParams,
+        reads=("base_lin_vel",),
     ),
-    _reward("track_ang_vel_z_exp", "exp(-(c_z - w_z)^2 / std^2): yaw-rate tracking.", P.TrackVelocityParams),
-    _reward("lin_vel_z_l2", "v_z^2: vertical base velocity."),
-    _reward("ang_vel_xy_l2", "|w_xy|^2: roll and pitch rates."),
-    _reward("joint_torques_l2", "|tau|^2: applied joint torques."),
-    _reward("joint_acc_l2", "|(dq - dq_prev) / dt|^2: joint accelerations."),
+    _reward(
+        "track_ang_vel_z_exp",
+        "exp(-(c_z - w_z)^2 / std^2): yaw-rate tracking.",
+        P.TrackVelocityParams,
+        reads=("base_ang_vel",),
+    ),
+    _reward("lin_vel_z_l2", "v_z^2: vertical base velocity.", reads=("base_lin_vel",)),
+    _reward("ang_vel_xy_l2", "|w_xy|^2: roll and pitch rates.", reads=("base_ang_vel",)),
+    _reward("joint_torques_l2", "|tau|^2: applied joint torques.", reads=("joint_torque",)),
+    _reward("joint_acc_l2", "|(dq - dq_prev) / dt|^2: joint accelerations.", reads=("joint_vel",)),
     _reward("action_rate_l2", "|a - a_prev|^2: change of the action."),
-    _reward("flat_orientation_l2", "|g_xy|^2: tilt of the base (projected gravity off the z axis)."),
-    _reward("joint_pos_limits", "Sum over joints of how far the position lies outside the soft limits (rad)."),
+    _reward(
+        "flat_orientation_l2",
+        "|g_xy|^2: tilt of the base (projected gravity off the z axis).",
+        reads=("projected_gravity",),
+    ),
+    _reward(
+        "joint_pos_limits",
+        "Sum over joints of how far the position lies outside the soft limits (rad).",
+        reads=("joint_pos",),
+    ),
     _reward(
         "feet_air_time",
         "Sum over feet of (last air time - threshold) at touchdown, zero for small commands.",
         P.FeetAirTimeParams,
-        isaaclab=f"{_IL_VELOCITY}:feet_air_time",
     ),
     _reward("undesired_contacts", "Number of bodies of a contact group in contact.", P.UndesiredContactsParams),
     _reward(
         "stand_still",
         "Sum of |q - q_default| while the command norm is below the threshold (RWM).",
         P.StandStillParams,
-        isaaclab=f"{_OURS}:stand_still",
+        reads=("joint_pos",),
     ),
 )
 
@@ -141,7 +171,6 @@ TERMINATIONS = (
         category="termination",
         description="The episode reached its length (a truncation).",
         function=f"{_TERM}:time_out",
-        isaaclab=f"{_IL}:time_out",
     ),
     TermKind(
         name="illegal_contact",
@@ -149,7 +178,6 @@ TERMINATIONS = (
         description="A body of a contact group touches something (a fall).",
         params_type=P.IllegalContactParams,
         function=f"{_TERM}:illegal_contact",
-        isaaclab=f"{_IL}:illegal_contact",
     ),
 )
 
@@ -186,7 +214,7 @@ COMMANDS = (
         description="Base velocity command (v_x, v_y, w_z) drawn uniformly, optionally with heading control "
         "and standing envs.",
         params_type=P.UniformVelocityParams,
-        isaaclab=f"{_IL}:UniformVelocityCommandCfg",
+        function="rwmspec_plugins.locomotion.commands:VelocityCommand",
         dim=3,
     ),
 )
@@ -197,18 +225,26 @@ ACTIONS = (
         category="action",
         description="Joint position targets for the robot's PD actuators: offset + scale * action.",
         params_type=P.JointPositionParams,
-        isaaclab=f"{_IL}:JointPositionActionCfg",
         dim=_num_selected_joints,
     ),
 )
 
 ALL_KINDS = OBSERVATIONS + REWARDS + TERMINATIONS + EVENTS + COMMANDS + ACTIONS
 
+#: the per-env physical quantities these terms read (``StateView`` fields): a real backend fills them from its
+#: simulator; imagination from the world model's ``system_state`` (the observation kinds with a ``state_field``)
+VIEW_FIELDS = (
+    ViewField(name="base_lin_vel", width=3, description="base linear velocity in the base frame (m/s)"),
+    ViewField(name="base_ang_vel", width=3, description="base angular velocity in the base frame (rad/s)"),
+    ViewField(name="projected_gravity", width=3, description="unit gravity direction in the base frame"),
+    ViewField(name="joint_pos", width="joints", description="absolute joint positions (rad)"),
+    ViewField(name="joint_vel", width="joints", description="joint velocities (rad/s)"),
+    ViewField(name="joint_torque", width="joints", description="applied joint torques (N m)"),
+)
 
-def _command_references(spec: Any, registry: Any) -> Iterator[Any]:
+
+def _command_references(spec: Spec, registry: Registry) -> Iterator[Diagnostic]:
     """Terms with a ``command_name`` param must name a ``[commands.<name>]`` table of the spec."""
-    from rwmspec.diagnostics import Diagnostic
-
     tables = [("rewards", spec.rewards), ("terminations", spec.terminations)]
     tables += [(("observations", group, "terms"), g.terms) for group, g in spec.observations.items()]
     for section, terms in tables:
@@ -243,6 +279,11 @@ def _as_dict(params: Any) -> dict[str, Any]:
 @hookimpl
 def rwmspec_term_kinds():
     yield from ALL_KINDS
+
+
+@hookimpl
+def rwmspec_view_fields():
+    yield from VIEW_FIELDS
 
 
 @hookimpl

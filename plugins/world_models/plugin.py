@@ -1,8 +1,8 @@
-"""Plugin ``world_models``: the built-in world-model base architectures (``gru``, ``lstm``, ``mlp``).
+"""Plugin ``world_models``: the built-in world model, ``SystemDynamicsEnsemble``, on ``gru``, ``lstm`` or ``mlp`` bases.
 
-The records are data; the factories live in ``rwmspec_runtime.world_model.bases`` and are imported only when a
-model is built, so listing architectures never imports torch. A third-party plugin adds a base the same way (see
-docs/world_model.md, "Adding an architecture"): a factory ``build(input_dim, plan) -> WorldModelBase`` and an
+The records are data; the factories live in ``rwmspec_plugins.world_models.ensemble`` and are imported only when a
+model is built, so listing architectures never imports torch. A third-party plugin adds an architecture the same way
+(see docs/world_model.md, "Adding an architecture"): a factory ``build(plan, *, quirks) -> WorldModel`` and an
 ``ArchitectureDef`` naming it.
 """
 
@@ -11,27 +11,29 @@ from __future__ import annotations
 from rwmspec import hookimpl
 from rwmspec.types import ArchitectureDef
 
-_BASES = "rwmspec_runtime.world_model.bases"
+_ENSEMBLE = "rwmspec_plugins.world_models.ensemble"
 
 
 @hookimpl
 def rwmspec_world_model_architectures():
     yield ArchitectureDef(
         name="gru",
-        description="GRU over the (state, action) sequence, one layer per base_hidden entry (equal sizes); "
-        "stateful hidden state (upstream RWM default)",
-        factory=f"{_BASES}:build_gru",
+        description="ensemble on a GRU base over the (state, action) sequence, one layer per base_hidden entry "
+        "(equal sizes); stateful hidden state (upstream RWM default)",
+        factory=f"{_ENSEMBLE}:build_gru",
         recurrent=True,
     )
     yield ArchitectureDef(
         name="lstm",
-        description="LSTM over the (state, action) sequence, one layer per base_hidden entry (equal sizes)",
-        factory=f"{_BASES}:build_lstm",
+        description="ensemble on an LSTM base over the (state, action) sequence, one layer per base_hidden entry "
+        "(equal sizes)",
+        factory=f"{_ENSEMBLE}:build_lstm",
         recurrent=True,
     )
     yield ArchitectureDef(
         name="mlp",
-        description="ReLU MLP over the flattened window of the last history_horizon (state, action) pairs",
-        factory=f"{_BASES}:build_mlp",
+        description="ensemble on a ReLU MLP base over the flattened window of the last history_horizon "
+        "(state, action) pairs",
+        factory=f"{_ENSEMBLE}:build_mlp",
         recurrent=False,
     )

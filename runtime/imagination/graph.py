@@ -12,8 +12,8 @@ What a replay relies on, and how ``GraphedStep`` keeps it true:
   dones and extras are the capture's own tensors, overwritten by the next replay (the ``imagine`` step consumes them
   before it steps again); the observations are returned as a copy, because rsl-rl's PPO stores the observations it
   acted on only at the next ``process_env_step``, after the next replay;
-* the env's state tensors stay where they were at capture: a refill that grows the seed pool allocates new ones,
-  so a step first compares the state's addresses and captures again when they moved;
+* the env's state tensors stay where they were at capture: only a refill that grows the seed pool allocates new
+  ones (``env.state_layout`` counts such changes), so a step captures again when the layout changed;
 * the world model's weights are updated in place by its optimizer, which a replay sees;
 * the env's random streams are registered with the graph, so every replay draws fresh numbers from them.
 
@@ -34,16 +34,6 @@ from rwmspec_runtime.imagination.env import ImaginationEnv
 _WARMUP_STEPS = 3
 
 
-def compile_advance(env: ImaginationEnv, mode: str = "default") -> None:
-    """Put ``env._advance`` (the step after its random draws) under ``torch.compile``."""
-    # the GRU cells read the weights of an nn.GRU module, which dynamo refuses to trace unless allowed
-    torch._dynamo.config.allow_rnn = True
-    # a process that builds several envs compiles the same code again (guards on ``self``); past dynamo's default
-    # limit of 8 it would quietly run the later ones eagerly
-    torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)
-    env._advance = torch.compile(env._advance, mode=mode, dynamic=False)
-
-
 class GraphedStep:
     """``env.rollout_step`` replayed from a CUDA graph of the compiled step (see the module docstring).
 
@@ -54,16 +44,16 @@ class GraphedStep:
         if env.device.type != "cuda":
             raise ValueError(f"GraphedStep needs the imagination env on a CUDA device, not {env.device}")
         self.env = env
-        compile_advance(env)
+        env.compile_step()
         self.captures = 0
         self._graph: torch.cuda.CUDAGraph | None = None
-        self._addresses: dict[str, int] = {}
+        self._layout = -1
         self._actions: torch.Tensor | None = None
         self._outputs: tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]] | None = None
 
     def __call__(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Observations, rewards, dones and extras after ``actions``, as ``env.rollout_step`` returns them."""
-        if self._graph is None or self._state_addresses() != self._addresses:
+        if self._graph is None or self.env.state_layout != self._layout:
             self._capture(actions)
         assert self._graph is not None and self._actions is not None and self._outputs is not None
         self._actions.copy_(actions)
@@ -71,9 +61,6 @@ class GraphedStep:
         obs, rewards, dones, extras = self._outputs
         # a copy: PPO keeps the observations it acted on until the storage step after this one, past the next replay
         return obs.clone(), rewards, dones, extras
-
-    def _state_addresses(self) -> dict[str, int]:
-        return {name: t.data_ptr() for name, t in self.env.state_tensors().items()}
 
     def _capture(self, actions: torch.Tensor) -> None:
         env = self.env
@@ -98,5 +85,5 @@ class GraphedStep:
         with torch.cuda.graph(graph):
             self._outputs = env.rollout_step(self._actions)
         self._graph = graph
-        self._addresses = self._state_addresses()
+        self._layout = self.env.state_layout
         self.captures += 1

@@ -2,13 +2,17 @@
 
 The real backend builds the ``system_state`` observation from a ``StateView`` with the observation term functions;
 imagination has to go the other way: the model predicts a ``system_state`` vector, and rewards need a view. Each
-``system_state`` term is an observation *kind*, so the inverse is a property of the kind, written here as data
-(``STATE_KINDS``): which view field the term's columns fill and how (``joint_pos_rel`` -> ``joint_pos = x +
-default_joint_pos``). The forward direction is not re-implemented: ``StateMapping.observe`` runs the real backend's
-``ObservationAssembler`` on the group, so ``observe(view_of(x)) == x`` is the same function the embedded env uses.
+``system_state`` term is an observation *kind*, and the kind's plugin declares the inverse (``TermKind.state_field``
+and ``TermKind.inverse``): which view field the term's columns fill and how (locomotion's ``joint_pos_rel`` ->
+``joint_pos = x + default_joint_pos``). The forward direction is not re-implemented: ``StateMapping.observe`` runs the
+runtime's ``ObservationManager`` on the group, so ``observe(view_of(x)) == x`` is the same function the real backend
+uses.
 
-Binary heads work the same way: every ``system_contact`` / ``system_termination`` term is a ``body_contact`` whose
-``bodies`` parameter names a robot contact group, so its columns become ``view.contacts[group]`` (bool).
+Binary heads work the same way: every ``system_contact`` / ``system_termination`` term has a kind whose
+``contact_group_param`` names a robot contact group, so its columns become ``view.contacts[group]`` (bool).
+
+`rwmspec validate` checks everything this module relies on (kinds with inverses, one term per field, widths, contact
+params), so it raises nothing a spec could cause.
 
 Shapes: N envs, S state width (the ``system_state`` group), J joints, C / R contact / termination widths.
 """
@@ -17,51 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from rwmspec.manager import Registry, get_registry
-from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan
-from rwmspec_runtime.terms.state import ContactTimers, StateView
+from rwmspec.manager import Registry, get_registry, resolve
+from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan, Plan
+from rwmspec.types import RobotDef
+from rwmspec_runtime.mdp.observations import ObservationManager
+from rwmspec_runtime.mdp.state import ContactTimers, StateView
 
 #: (columns of the term [N, d], default joint positions [J]) -> value of the view field [N, d]
 Inverse = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _same(x: torch.Tensor, default_joint_pos: torch.Tensor) -> torch.Tensor:
-    return x
-
-
-def _plus_default_pose(x: torch.Tensor, default_joint_pos: torch.Tensor) -> torch.Tensor:
-    return x + default_joint_pos
-
-
-@dataclass(frozen=True)
-class StateKind:
-    """How the columns of one ``system_state`` term kind become a ``StateView`` field."""
-
-    field: str  #: the StateView field the columns fill
-    inverse: Inverse  #: observation value -> field value (undoes the kind's observation function)
-
-
-#: observation kind -> its inverse. Each entry undoes the function of the same name in
-#: ``rwmspec_runtime.terms.observations``; ``joint_vel_rel`` is the velocity itself (default joint velocity is 0).
-STATE_KINDS: dict[str, StateKind] = {
-    "base_lin_vel": StateKind("base_lin_vel", _same),
-    "base_ang_vel": StateKind("base_ang_vel", _same),
-    "projected_gravity": StateKind("projected_gravity", _same),
-    "joint_pos_rel": StateKind("joint_pos", _plus_default_pose),
-    "joint_vel_rel": StateKind("joint_vel", _same),
-    "joint_effort": StateKind("joint_torque", _same),
-}
-
-#: binary-head observation kind -> the parameter naming its robot contact group
-CONTACT_KINDS: dict[str, str] = {"body_contact": "bodies"}
-
-#: StateView fields a predicted state can fill
-VIEW_FIELDS = ("base_lin_vel", "base_ang_vel", "projected_gravity", "joint_pos", "joint_vel", "joint_torque")
-_FIELD_WIDTH = {"base_lin_vel": 3, "base_ang_vel": 3, "projected_gravity": 3}
 
 
 @dataclass(frozen=True)
@@ -81,22 +51,12 @@ class _ContactBlock:
     columns: slice
 
 
-def _contact_blocks(group: ObservationGroupPlan | None, spec_file: str) -> list[_ContactBlock]:
+def _contact_blocks(group: ObservationGroupPlan | None, registry: Registry) -> list[_ContactBlock]:
     if group is None:
         return []
     blocks = []
     for term in group.terms:
-        param = CONTACT_KINDS.get(term.kind)
-        if param is None:
-            raise ValueError(
-                f"{spec_file}: observations.{group.name}.terms.{term.name} has kind {term.kind!r}, which "
-                f"imagination cannot turn into contact flags; supported kinds: {sorted(CONTACT_KINDS)}"
-            )
-        if param not in term.params:
-            raise ValueError(
-                f"{spec_file}: observations.{group.name}.terms.{term.name} needs a `{param}` parameter "
-                f"naming a contact group of the robot"
-            )
+        param = registry.term_kinds[("observation", term.kind)].contact_group_param
         blocks.append(_ContactBlock(term.name, str(term.params[param]), slice(term.start, term.stop)))
     return blocks
 
@@ -111,68 +71,50 @@ class StateMapping:
 
     def __init__(
         self,
-        plan: Any,
+        plan: Plan,
         device: torch.device | str = "cpu",
         *,
         soft_joint_pos_limits: torch.Tensor | None = None,
         registry: Registry | None = None,
     ) -> None:
         groups = plan.observations
-        if "system_state" not in groups:
-            raise ValueError(
-                f"{plan.spec_file}: imagination needs the observation group system_state; add "
-                f"[observations.system_state] (see specs/base/anymal_d_flat_world_model.toml)"
-            )
         self.device = torch.device(device)
         self.spec_file = plan.spec_file
-        self.registry = registry
+        self.registry = registry if registry is not None else get_registry()
         self.state_group: ObservationGroupPlan = groups["system_state"]
         self.default_joint_pos = torch.tensor(plan.robot.default_joint_pos, dtype=torch.float32, device=self.device)
         self.num_joints = len(plan.robot.default_joint_pos)
         self.soft_joint_pos_limits = soft_joint_pos_limits
         self.blocks = [self._state_block(term) for term in self.state_group.terms]
-        seen: dict[str, str] = {}
-        for block in self.blocks:
-            if block.field in seen:
-                raise ValueError(
-                    f"{self.spec_file}: observations.system_state terms {seen[block.field]!r} and "
-                    f"{block.term!r} both describe the view field {block.field!r}; keep one of them"
-                )
-            seen[block.field] = block.term
-        #: view fields no system_state term provides (filled with zeros; see ``ImaginationEnv`` for the check)
-        self.missing_fields = tuple(f for f in VIEW_FIELDS if f not in seen)
-        self.contact_blocks = _contact_blocks(groups.get("system_contact"), self.spec_file)
-        self.termination_blocks = _contact_blocks(groups.get("system_termination"), self.spec_file)
+        provided = {block.field for block in self.blocks}
+        #: width of every declared view field (``ViewField`` records of the installed plugins) for this plan
+        sizes = {"joints": self.num_joints, "actions": plan.action_dim}
+        self.field_widths = {
+            name: sizes[f.width] if isinstance(f.width, str) else int(f.width)
+            for name, f in self.registry.view_fields.items()
+        }
+        #: declared view fields no system_state term provides (zeros; validate refuses terms that read them)
+        self.missing_fields = tuple(f for f in self.field_widths if f not in provided)
+        self.contact_blocks = _contact_blocks(groups.get("system_contact"), self.registry)
+        self.termination_blocks = _contact_blocks(groups.get("system_termination"), self.registry)
         #: contact groups the predicted heads provide, in order of first appearance
         self.contact_groups = tuple(dict.fromkeys(b.group for b in self.contact_blocks + self.termination_blocks))
-        self._assembler: Any = None
+        self._assembler: ObservationManager | None = None
 
     def _state_block(self, term: ObservationTermPlan) -> _StateBlock:
-        kind = STATE_KINDS.get(term.kind)
-        if kind is None:
-            raise ValueError(
-                f"{self.spec_file}: observations.system_state.terms.{term.name} has kind {term.kind!r}, "
-                f"which imagination cannot turn back into a state view; supported kinds: "
-                f"{sorted(STATE_KINDS)}"
-            )
-        width = _FIELD_WIDTH.get(kind.field, self.num_joints)
-        if term.dim != width:
-            raise ValueError(
-                f"{self.spec_file}: observations.system_state.terms.{term.name} ({term.kind}) has "
-                f"{term.dim} columns but the view field {kind.field!r} has {width}"
-            )
-        return _StateBlock(term.name, term.kind, slice(term.start, term.stop), kind.field, kind.inverse, term.scale)
+        kind = self.registry.term_kinds[("observation", term.kind)]
+        inverse = resolve(kind.inverse)
+        return _StateBlock(term.name, term.kind, slice(term.start, term.stop), kind.state_field, inverse, term.scale)
 
     # -- view -> state vector (the real backend's path) ----------------------------------------------------------
     def observe(self, view: StateView) -> torch.Tensor:
-        """The ``system_state`` observation of ``view``, ``[N, S]``: the embedded backend's ``ObservationAssembler``
-        on the plan's group (term functions, clip, scale; the world-model groups are never corrupted)."""
+        """The ``system_state`` observation of ``view``, ``[N, S]``: the ``ObservationManager`` on the plan's group
+        (term functions, clip, scale; the world-model groups are never corrupted)."""
         if self._assembler is None:
-            from rwmspec_plugins.embedded.observations import ObservationAssembler
-
-            registry = self.registry if self.registry is not None else get_registry()
             generator = torch.Generator(device=self.device).manual_seed(0)
-            self._assembler = ObservationAssembler({"system_state": self.state_group}, registry, self.device, generator)
+            self._assembler = ObservationManager(
+                {"system_state": self.state_group}, self.registry, self.device, generator
+            )
         return self._assembler.compute(view)["system_state"]
 
     # -- state vector -> view ------------------------------------------------------------------------------------
@@ -181,10 +123,7 @@ class StateMapping:
         for block in self.blocks:
             if block.field == field:
                 return block.columns
-        raise KeyError(
-            f"{self.spec_file}: no observations.system_state term provides {field!r} (supported kinds: "
-            f"{sorted(STATE_KINDS)})"
-        )
+        raise KeyError(f"{self.spec_file}: no observations.system_state term provides {field!r}")
 
     def scale_of(self, field: str) -> float:
         """The observation scale of the term providing ``field`` (1 without one)."""
@@ -202,8 +141,7 @@ class StateMapping:
                 x = x / block.scale
             out[block.field] = block.inverse(x, self.default_joint_pos)
         for name in self.missing_fields:
-            width = _FIELD_WIDTH.get(name, self.num_joints)
-            out[name] = state.new_zeros(state.shape[0], width)
+            out[name] = state.new_zeros(state.shape[0], self.field_widths[name])
         return out
 
     def contacts(self, contact: torch.Tensor | None, termination: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -237,7 +175,7 @@ class StateMapping:
         """The StateView of denormalized ``system_state`` rows ``[N, S]`` (``fields``: precomputed ``fields(state)``)."""
         f = dict(fields) if fields is not None else self.fields(state)
         return StateView(
-            **{name: f[name] for name in VIEW_FIELDS},
+            **f,
             prev_joint_vel=prev_joint_vel,
             default_joint_pos=self.default_joint_pos,
             contacts=dict(contacts),
@@ -252,7 +190,7 @@ class StateMapping:
         )
 
 
-def soft_joint_pos_limits(robot: Any, device: torch.device | str = "cpu") -> torch.Tensor | None:
+def soft_joint_pos_limits(robot: RobotDef, device: torch.device | str = "cpu") -> torch.Tensor | None:
     """``[J, 2]`` soft joint limits of a ``RobotDef`` (``RobotDef.soft_joint_pos_limits``); None without limits."""
     limits = robot.soft_joint_pos_limits
     return torch.tensor(limits, dtype=torch.float32, device=device) if limits else None

@@ -42,7 +42,7 @@ Metrics (TensorBoard tags), over the iteration's imagined steps:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from tensordict import TensorDict
@@ -52,13 +52,15 @@ from rwmspec_runtime.imagination.graph import GraphedStep
 from rwmspec_runtime.steps import IterationContext, Step, check_finite
 from rwmspec_runtime.world_model.system import WorldModelSystem
 
+if TYPE_CHECKING:
+    from rwmspec_runtime.runner import Runner
+
 SKIP_KEY = "skip_policy_update"
 
 
 def real_data_slots(share: float, num_imagined: int) -> int:
-    """R storage slots of real data for a real-data share ``share`` in [0, 1) next to ``num_imagined`` envs."""
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"imagination.real_data_share = {share}: use a value in [0, 1)")
+    """R storage slots of real data for a real-data share ``share`` in [0, 1) (validated by the compiler) next to
+    ``num_imagined`` envs."""
     return int(round(share / (1.0 - share) * num_imagined))
 
 
@@ -92,14 +94,14 @@ class Imagine(Step):
     name = "imagine"
     timing = "collection"
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
+        # `rwmspec validate` guarantees what a stage that imagines needs: an [imagination] table with envs, and a real
+        # rollout as long as the imagined one when real data joins PPO's batch
         plan = runner.plan
         spec = plan.imagination
-        if spec is None or spec.num_envs < 1:
-            raise ValueError(f"{plan.spec_file}: the imagine step needs [imagination] with num_envs >= 1")
         self.system = WorldModelSystem.of(runner)
-        self.env = ImaginationEnv(plan, self.system)
+        self.env = ImaginationEnv.from_plan(plan, self.system, registry=runner.registry)
         # the captured env step on a GPU when asked for, the plain one elsewhere
         self.env_step = (
             GraphedStep(self.env) if spec.cuda_graph and self.env.device.type == "cuda" else self.env.rollout_step
@@ -109,12 +111,6 @@ class Imagine(Step):
         slots = real_data_slots(spec.real_data_share, self.env.num_envs)
         self.mixed: MixedPolicyEnv | None = None
         if slots > 0:
-            if spec.steps_per_iteration != plan.ppo.num_steps_per_env:
-                raise ValueError(
-                    f"{plan.spec_file}: imagination.real_data_share = {spec.real_data_share} puts the real rollout "
-                    f"into PPO's storage step by step, so imagination.steps_per_iteration "
-                    f"({spec.steps_per_iteration}) must equal ppo.num_steps_per_env ({plan.ppo.num_steps_per_env})"
-                )
             columns = torch.arange(slots, device=self.env.device) % runner.env.num_envs
             self.mixed = MixedPolicyEnv(self.env, columns, runner.obs)
         self.policy_env = self.mixed if self.mixed is not None else self.env
@@ -137,12 +133,6 @@ class Imagine(Step):
                 env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
         else:
             env.refill_seeds()  # the world model changed: warm the episode starts up with the new weights
-        if self.mixed is not None and len(ctx.rollout) != env.num_steps_per_env:
-            raise ValueError(
-                f"imagination.real_data_share needs the real rollout of this iteration "
-                f"({len(ctx.rollout)} steps) to have imagination.steps_per_iteration = "
-                f"{env.num_steps_per_env} steps"
-            )
         start = time.perf_counter()
         stats = self._rollout(ctx)
         seconds = time.perf_counter() - start

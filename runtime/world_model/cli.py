@@ -1,16 +1,14 @@
 """`rwmspec eval-model RUN`: the relative autoregressive error of a run's world model on fresh real trajectories.
 
-This module only declares the subcommand (``EVAL_MODEL``, registered in ``rwmspec_runtime.cli``); the work lives in
-``rwmspec_runtime.world_model.eval_model`` and is imported when the command runs, so building the parser stays
-cheap.
+``configure`` and ``eval_model`` are the command's functions (the runtime's plugin registers them as a
+``CommandDef``; ``rwmspec.cli`` imports them when the command runs and reports its errors). The work lives in
+``rwmspec_runtime.world_model.eval_model`` and is imported by the handler, so building the parser stays cheap.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from rwmspec_runtime.cli import Command
 
 EPILOG = (
     "examples:\n"
@@ -21,7 +19,9 @@ EPILOG = (
 )
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
+    # the examples belong with the options they show, whichever plugin record registers the command
+    p.epilog = EPILOG
     p.add_argument("run", type=Path, help="run directory of a pretrain or finetune run (printed by `rwmspec run`)")
     p.add_argument("--checkpoint", default="latest", metavar="NAME", help="checkpoint file (default: latest)")
     p.add_argument(
@@ -53,7 +53,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
 
 
-def _eval_model(args: argparse.Namespace) -> int:
+def eval_model(args: argparse.Namespace) -> int:
+    """Evaluate a run's world model, write the report and plots, print the table (or JSON)."""
     import json
 
     from rwmspec_runtime.rundir import RunDir
@@ -70,11 +71,3 @@ def _eval_model(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else format_report(report))
     return 0
-
-
-EVAL_MODEL = Command(
-    "evaluate a run's world model on fresh real trajectories (relative autoregressive error)",
-    _configure,
-    _eval_model,
-    EPILOG,
-)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -37,10 +37,19 @@ from rwmspec.manager import get_registry
 from rwmspec_runtime import checkpoints
 from rwmspec_runtime.errors import runtime_error
 from rwmspec_runtime.rundir import RunDir
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
-from rwmspec_runtime.world_model.evaluation import ModelEvaluation, evaluate_world_model, state_block_slices
+from rwmspec_runtime.world_model.evaluation import (
+    ModelEvaluation,
+    context_memory,
+    evaluate_world_model,
+    state_block_slices,
+)
+from rwmspec_runtime.world_model.protocol import WorldModel
 from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, Windows, applied_action_pairs
 from rwmspec_runtime.world_model.system_data import SystemNormalizer, observed_system_groups
+
+if TYPE_CHECKING:
+    from rwmspec.plan import Plan
+    from rwmspec_runtime.world_model.system import WorldModelSystem
 
 REPORT_FILE = "eval_model.json"
 PLOT_DIR = "eval_model"
@@ -145,14 +154,13 @@ def spread_trajectories(
 
 
 @torch.no_grad()
-def member_rollout(
-    model: SystemDynamicsEnsemble, state: torch.Tensor, action: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ensemble-mean rollout of ``evaluation.autoregressive_rollout`` that also keeps every member's mean.
+def member_rollout(model: WorldModel, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ensemble-mean rollout of ``evaluation.autoregressive_rollout`` that also keeps every member's prediction.
 
     :param state: ``[B, T, S]`` buffer-layout states (normalized); ``action`` ``[B, T, A]`` likewise.
     :return: predicted ``[B, T, S]`` (the true context for t < M, the fed-back ensemble mean after) and the member
-        means ``[K, B, T, S]`` (each member's one-step prediction from the same fed-back history; nan for t < M).
+        predictions ``[K, B, T, S]`` (each member's one-step prediction from the same fed-back history, asked for
+        with ``step(members=...)`` on the same memory; nan for t < M).
     """
     M, T = model.history_horizon, state.shape[1]
     pairs_state, pairs_action = applied_action_pairs(state, action)
@@ -160,12 +168,14 @@ def member_rollout(
     members = state.new_full((model.ensemble_size, *state.shape), math.nan)
     was_training = model.training
     model.eval()
-    out = model(pairs_state[:, :M], pairs_action[:, :M])
+    memory = context_memory(model, pairs_state, pairs_action)
     for t in range(M, T):
-        if t > M:
-            out = model(predicted[:, t - 1 : t], pairs_action[:, t - 1 : t], out.memory)
-        members[:, :, t] = out.mean.to(members.dtype)
-        predicted[:, t] = out.mean.float().mean(dim=0).to(predicted.dtype)
+        fed, applied = predicted[:, t - 1], pairs_action[:, t - 1]
+        for k in range(model.ensemble_size):
+            ids = torch.full((state.shape[0],), k, dtype=torch.long, device=state.device)
+            members[k, :, t] = model.step(fed, applied, memory, ids)[0].next_state.to(members.dtype)
+        mean, memory = model.step(fed, applied, memory)
+        predicted[:, t] = mean.next_state.to(predicted.dtype)
     model.train(was_training)
     return predicted, members
 
@@ -208,7 +218,7 @@ def evaluation_report(result: ModelEvaluation, horizons: list[int], history_hori
     }
 
 
-def _no_trajectory(run: RunDir, ckpt: Path, length: int, stats: CollectionStats, plan: Any) -> Exception:
+def _no_trajectory(run: RunDir, ckpt: Path, length: int, stats: CollectionStats, plan: Plan) -> Exception:
     return runtime_error(
         "RWM509",
         f"no held-out trajectory of {length} steps without an episode boundary: the policy of {ckpt.name} "
@@ -339,7 +349,7 @@ def evaluate_run_model(
 
 
 def _write_plots(
-    plan: Any, system: Any, windows: Windows, result: ModelEvaluation, directory: Path, ckpt_path: Path
+    plan: Plan, system: WorldModelSystem, windows: Windows, result: ModelEvaluation, directory: Path, ckpt_path: Path
 ) -> list[Path]:
     from rwmspec_runtime.world_model import plots
 

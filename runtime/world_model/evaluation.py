@@ -2,7 +2,8 @@
 
 Trajectories are buffer-layout windows ``[B, T, ·]`` (``ReplayBuffer.trajectories``). From the true context
 s_0..s_{M-1} the model predicts s_M, then keeps feeding its own prediction with the recorded applied action up to
-s_{T-1}, using the ensemble mean of the member means and no sampling. For every step t >= M:
+s_{T-1}, using the ensemble-mean prediction (``WorldModel.step`` without members) and no sampling. For every step
+t >= M:
 
     e_t = ||s_hat_t - s_t||_1 / ||s_t||_1        (normalized space)
 
@@ -13,6 +14,7 @@ trajectories and steps. The noised variants add N(0, sigma^2) to both the state 
 Contact and termination precision/recall are measured **along the rollout** by default (the auxiliary heads read
 the predicted states, as in imagination; a 0.5 threshold on the ensemble-mean probability, pooled over
 trajectories, steps t >= M and dims); ``auxiliary_mode="teacher_forced"`` scores the heads on the true states.
+Any ``WorldModel`` can be evaluated: only ``warm_up`` and ``step`` are called.
 
 Upstream's evaluation pairs s_k with the buffer's own action entry (a_{k-1}), one step behind its training
 alignment; here the rollout uses the training alignment (``applied_action_pairs``).
@@ -27,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
+from rwmspec_runtime.world_model.protocol import Memory, Prediction, WorldModel
 from rwmspec_runtime.world_model.replay_buffer import Windows, applied_action_pairs
 
 #: denominators below this are clamped (a true state of exactly zero norm has no relative error)
@@ -84,12 +86,14 @@ def state_block_slices(group: Any) -> dict[str, slice]:
     return {term.name: slice(term.start, term.start + term.dim) for term in group.terms}
 
 
-@torch.no_grad()
-def autoregressive_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, action: torch.Tensor) -> Rollout:
-    """Roll the ensemble mean out from the true ``history_horizon`` context of buffer-layout ``state``/``action``.
+def context_memory(model: WorldModel, pairs_state: torch.Tensor, pairs_action: torch.Tensor) -> Memory:
+    """The memory after the first M - 1 (state, applied action) pairs: what ``step`` on pair M - 1 continues."""
+    return model.warm_up(pairs_state[:, : model.history_horizon - 1], pairs_action[:, : model.history_horizon - 1])
 
-    Uses its own memory; the model's stateful inference memory is untouched.
-    """
+
+@torch.no_grad()
+def autoregressive_rollout(model: WorldModel, state: torch.Tensor, action: torch.Tensor) -> Rollout:
+    """Roll the ensemble mean out from the true ``history_horizon`` context of buffer-layout ``state``/``action``."""
     M, T = model.history_horizon, state.shape[1]
     if T <= M:
         raise ValueError(
@@ -103,11 +107,10 @@ def autoregressive_rollout(model: SystemDynamicsEnsemble, state: torch.Tensor, a
     epistemic = state.new_full(state.shape[:2], math.nan)
     was_training = model.training
     model.eval()
-    out = model(pairs_state[:, :M], pairs_action[:, :M])
+    memory = context_memory(model, pairs_state, pairs_action)
     for t in range(M, T):
-        if t > M:  # feed the previous prediction with the action applied in it
-            out = model(predicted[:, t - 1 : t], pairs_action[:, t - 1 : t], out.memory)
-        p = model.summarize(out)
+        # pair t - 1: the true last context state at t = M, the previous prediction after
+        p, memory = model.step(predicted[:, t - 1], pairs_action[:, t - 1], memory)
         predicted[:, t] = p.next_state.to(predicted.dtype)
         contact[:, t] = p.contact_prob.to(contact.dtype)
         termination[:, t] = p.termination_prob.to(termination.dtype)
@@ -137,21 +140,25 @@ def precision_recall(prob: torch.Tensor, target: torch.Tensor, threshold: float 
 
 
 @torch.no_grad()
-def _teacher_forced_probs(model: SystemDynamicsEnsemble, state: torch.Tensor, action: torch.Tensor):
-    """Ensemble-mean contact and termination probabilities for targets t >= M, heads reading the true states."""
+def _teacher_forced_probs(model: WorldModel, state: torch.Tensor, action: torch.Tensor):
+    """Ensemble-mean contact and termination probabilities ``[B, T - M, ·]`` for targets t >= M, each predicted
+    from the true states before it."""
     pairs_state, pairs_action = applied_action_pairs(state, action)
     was_training = model.training
     model.eval()
-    out = model.forward_sequence(pairs_state, pairs_action)  # entry t predicts t + 1
+    memory = context_memory(model, pairs_state, pairs_action)
+    predictions: list[Prediction] = []
+    for t in range(model.history_horizon - 1, state.shape[1] - 1):  # pair t predicts entry t + 1
+        p, memory = model.step(pairs_state[:, t], pairs_action[:, t], memory)
+        predictions.append(p)
     model.train(was_training)
-    M = model.history_horizon
-    contact = torch.sigmoid(out.contact_logits.float()).mean(dim=0)[:, M - 1 :]
-    termination = torch.sigmoid(out.termination_logits.float()).mean(dim=0)[:, M - 1 :]
+    contact = torch.stack([p.contact_prob.float() for p in predictions], dim=1)
+    termination = torch.stack([p.termination_prob.float() for p in predictions], dim=1)
     return contact, termination
 
 
 def evaluate_world_model(
-    model: SystemDynamicsEnsemble,
+    model: WorldModel,
     trajectories: Windows,
     *,
     noise_sigmas: Iterable[float] = (),
@@ -196,7 +203,7 @@ def evaluate_world_model(
 
 
 @torch.no_grad()
-def termination_at_falls(model: SystemDynamicsEnsemble, falls: Windows, others: Windows) -> dict[str, float]:
+def termination_at_falls(model: WorldModel, falls: Windows, others: Windows) -> dict[str, float]:
     """Does the termination head predict falls? Upstream's learns "never terminate" (termination is rare).
 
     Both window sets have ``history_horizon + 1`` entries; the head reads the true M-step context (teacher forced)

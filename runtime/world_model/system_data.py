@@ -12,10 +12,13 @@ labels and are never normalized.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tensordict import TensorDict
+
+if TYPE_CHECKING:
+    from rwmspec.plan import Plan
 
 #: observation group of each model stream
 STREAM_GROUPS = {
@@ -42,7 +45,7 @@ class SystemEntry:
 class SystemNormalizer:
     """Fixed affine normalizers of the state, action and extension streams, from the plan's system groups."""
 
-    def __init__(self, plan: Any, device: torch.device | str = "cpu") -> None:
+    def __init__(self, plan: Plan, device: torch.device | str = "cpu") -> None:
         groups = plan.observations
         missing = [g for g in ("system_state", "system_action") if g not in groups]
         if missing:

@@ -2,40 +2,43 @@
 
 One ``update`` draws ``num_mini_batches`` mini-batches of ``mini_batch_size`` windows of length M + N from the replay
 buffer and takes one clipped Adam step on each. The runner logs the returned scalars as ``System Dynamics/<key>``.
+The model is any ``WorldModel``: the trainer only reads its parameters, ``history_horizon`` and ``losses``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
-from rwmspec_runtime.world_model.losses import LOSS_NAMES, LossTerms, world_model_losses
+from rwmspec_runtime.world_model.protocol import Losses, LossSettings, WorldModel
 from rwmspec_runtime.world_model.replay_buffer import ReplayBuffer, Windows
+
+if TYPE_CHECKING:
+    from rwmspec.plan import WorldModelPlan
 
 #: Prefix of the trainer's scalars in the run's metric writers (upstream's log keys).
 LOG_PREFIX = "System Dynamics/"
-#: Keys ``update`` returns, in order.
-UPDATE_KEYS = tuple(f"{name}_loss" for name in LOSS_NAMES) + ("total_loss", "learning_rate")
+#: Keys ``update`` returns after the model's own ``<name>_loss`` terms, in order.
+UPDATE_KEYS = ("total_loss", "learning_rate")
 
 
 class WorldModelTrainer:
-    """Trains a ``SystemDynamicsEnsemble`` from a ``ReplayBuffer``.
+    """Trains a ``WorldModel`` from a ``ReplayBuffer``.
 
-    :param model: the ensemble (moved to ``device``).
+    :param model: the model (moved to ``device``); its parameters that require grad are optimized.
     :param wm_plan: the ``WorldModelPlan`` (``forecast_horizon``, ``loss_weights``, ``train``).
     :param quirks: the plan's ``UpstreamQuirksSpec`` (``shared_hidden_state_across_members`` is read); None: all off.
     :param device: where training runs.
     :param autocast_dtype: e.g. ``torch.bfloat16``: run the forward pass under autocast (losses stay float32).
-    :param compile: wrap the loss computation in ``torch.compile`` (dynamo splits the graph around the cuDNN RNN).
+    :param compile: wrap ``model.losses`` in ``torch.compile`` (dynamo splits the graph around the cuDNN RNN).
     """
 
     def __init__(
         self,
-        model: SystemDynamicsEnsemble,
-        wm_plan: Any,
+        model: WorldModel,
+        wm_plan: WorldModelPlan,
         quirks: Any = None,
         device: torch.device | str = "cpu",
         *,
@@ -48,17 +51,24 @@ class WorldModelTrainer:
         self.train_spec = wm_plan.train
         self.loss_weights = wm_plan.loss_weights
         self.forecast_horizon = wm_plan.forecast_horizon
-        self.shared_hidden_state = bool(getattr(quirks, "shared_hidden_state_across_members", False))
+        spec = self.train_spec
+        self.loss_settings = LossSettings(
+            forecast_horizon=wm_plan.forecast_horizon,
+            state_loss=spec.state_loss,
+            bootstrap=spec.bootstrap,
+            contact_pos_weight=spec.contact_pos_weight,
+            termination_pos_weight=spec.termination_pos_weight,
+            shared_hidden_state_across_members=bool(getattr(quirks, "shared_hidden_state_across_members", False)),
+        )
         self.autocast_dtype = autocast_dtype
-        if self.train_spec.freeze_auxiliary:
-            model.set_auxiliary_frozen(True)
+        # what must not learn (e.g. train.freeze_auxiliary) the model's factory has set to requires_grad False
         params = [p for p in model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
         self.optimizer = torch.optim.Adam(
             params, lr=self.train_spec.learning_rate, weight_decay=self.train_spec.weight_decay, **fused
         )
         self._params = params
-        self._loss_fn = torch.compile(world_model_losses, dynamic=False) if compile else world_model_losses
+        self._loss_fn = torch.compile(model.losses, dynamic=False) if compile else model.losses
 
     @property
     def window_length(self) -> int:
@@ -69,21 +79,10 @@ class WorldModelTrainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
-    def compute_losses(self, windows: Windows, generator: torch.Generator | None = None) -> LossTerms:
+    def compute_losses(self, windows: Windows, generator: torch.Generator | None = None) -> Losses:
         """Loss terms of one mini-batch (with autograd graph)."""
-        spec = self.train_spec
         with self._autocast():
-            return self._loss_fn(
-                self.model,
-                windows,
-                forecast_horizon=self.forecast_horizon,
-                state_loss=spec.state_loss,
-                bootstrap=spec.bootstrap,
-                contact_pos_weight=spec.contact_pos_weight,
-                termination_pos_weight=spec.termination_pos_weight,
-                shared_hidden_state_across_members=self.shared_hidden_state,
-                generator=generator,
-            )
+            return self._loss_fn(windows, self.loss_settings, generator)
 
     def train_step(self, windows: Windows, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """One clipped Adam step on one mini-batch; the detached scalars (no device sync)."""
@@ -99,7 +98,8 @@ class WorldModelTrainer:
         return scalars
 
     def update(self, buffer: ReplayBuffer, generator: torch.Generator | None = None) -> dict[str, float]:
-        """``num_mini_batches`` steps on fresh windows; the loss terms averaged over them, and the learning rate."""
+        """``num_mini_batches`` steps on fresh windows: the model's loss terms (``<name>_loss``, in its order) averaged
+        over them, then ``UPDATE_KEYS`` (total loss, learning rate)."""
         spec = self.train_spec
         sums: dict[str, torch.Tensor] = {}
         for _ in range(spec.num_mini_batches):
@@ -110,7 +110,7 @@ class WorldModelTrainer:
         means = (torch.stack([sums[k] for k in keys]) / spec.num_mini_batches).tolist()  # one device sync
         out = dict(zip(keys, means, strict=True))
         out["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
-        return {k: out[k] for k in UPDATE_KEYS}
+        return out
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from rwmspec.diagnostics import Diagnostic
+from rwmspec.diagnostics import Diagnostic, did_you_mean, failed_plugins, list_choices, root_cause
 from rwmspec.spec.model import Spec
-from rwmspec.spec.structure import did_you_mean, list_choices
+
+if TYPE_CHECKING:
+    from rwmspec.manager import Registry
 
 KeyPath = tuple[str | int, ...]
 
@@ -188,13 +190,12 @@ def _check_terms(spec: Spec) -> Iterator[Diagnostic]:
 # ----------------------------------------------------------------------------------------------------------------------
 # plugin names
 # ----------------------------------------------------------------------------------------------------------------------
-def _failed_plugins(registry: Any) -> str:
-    failed = [p.name for p in getattr(registry, "plugins", ()) if p.error]
-    return f"; plugin(s) {', '.join(map(repr, failed))} failed to load (see `rwmspec plugins`)" if failed else ""
-
-
-def check_plugin_names(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
-    tables: list[tuple[str, str, KeyPath, dict, str]] = [
+def check_plugin_names(spec: Spec, registry: Registry) -> Iterator[Diagnostic]:
+    """Names that select a plugin record: the one owner of RWM202, RWM205, RWM206 and RWM214 (the compiler skips
+    what depends on an unknown record without reporting it again)."""
+    # (code, label, key path, records, what `rwmspec list` calls them; None where it does not list them)
+    tables: list[tuple[str, str, KeyPath, dict, str | None]] = [
+        ("RWM214", "stage", ("experiment", "stage"), registry.stages, None),
         ("RWM202", "robot", ("robot", "name"), registry.robots, "robots"),
         ("RWM205", "backend", ("backend", "name"), registry.backends, "backends"),
     ]
@@ -213,24 +214,20 @@ def check_plugin_names(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
         if name in records:
             continue
         names = sorted(records)
+        plural = listing or f"{label}s"
+        command = f" (`rwmspec list {listing}`)" if listing else ""
         yield Diagnostic(
             code,
             f"unknown {label} '{name}'{did_you_mean(name, names)}",
             path,
-            hint=f"installed {listing}: {list_choices(names)}{_failed_plugins(registry)} (`rwmspec list {listing}`)",
+            hint=f"installed {plural}: {list_choices(names)}{failed_plugins(registry)}{command}",
         )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # plugin checks
 # ----------------------------------------------------------------------------------------------------------------------
-def _root(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc
-
-
-def run_plugin_checks(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
+def run_plugin_checks(spec: Spec, registry: Registry) -> Iterator[Diagnostic]:
     for name, check in sorted(registry.checks.items()):
         provider = registry.providers.get(("checks", name), name)
         try:
@@ -238,7 +235,7 @@ def run_plugin_checks(spec: Spec, registry: Any) -> Iterator[Diagnostic]:
         except Exception as exc:  # a plugin's bug must not hide the other checks' results
             if os.environ.get("RWMSPEC_FULL_ERROR") == "1":
                 raise
-            root = _root(exc)
+            root = root_cause(exc)
             yield Diagnostic(
                 "RWM303",
                 f"check '{name}' of plugin {provider} raised {type(root).__name__}: {root}",
@@ -263,6 +260,6 @@ CHECKS: tuple[Callable[[Spec, Any], Iterator[Diagnostic]], ...] = (
 )
 
 
-def run_checks(spec: Spec, registry: Any) -> list[Diagnostic]:
+def run_checks(spec: Spec, registry: Registry) -> list[Diagnostic]:
     """Every built-in check, then the plugins' checks. Diagnostics carry key paths only."""
     return [d for check in CHECKS for d in check(spec, registry)]

@@ -21,15 +21,19 @@ import copy
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import tomli
 
 from rwmspec.diagnostics import Diagnostic
+from rwmspec.spec.convert import RawProblem, converter
 from rwmspec.spec.locate import KeyLocation, index_toml, locate
 from rwmspec.spec.model import Spec
-from rwmspec.spec.structure import TERM_TABLES, RawProblem, converter, structure_spec
+from rwmspec.spec.structure import TERM_TABLES, structure_spec
+
+if TYPE_CHECKING:
+    from rwmspec.manager import Registry
 
 KeyPath = tuple[str | int, ...]
 Source = Literal["spec", "extends", "overlay", "set", "default"]
@@ -38,7 +42,8 @@ Source = Literal["spec", "extends", "overlay", "set", "default"]
 SCHEMA_VERSIONS = (1,)
 #: values that are paths relative to the file they are written in
 RELATIVE_PATHS: tuple[KeyPath, ...] = (("runner", "policy_from", "spec"), ("runner", "world_model_from", "spec"))
-#: a file inside a folder with one of these names is a fragment: it is combined with others, never run alone
+#: a file directly inside a folder with one of these names is a fragment: it is combined with others, never run
+#: alone
 FRAGMENT_FOLDERS = ("base", "overlays")
 
 
@@ -153,7 +158,8 @@ class LoadedSpec:
 # reading files
 # ----------------------------------------------------------------------------------------------------------------------
 def is_fragment(path: str | os.PathLike) -> bool:
-    return any(part in FRAGMENT_FOLDERS for part in Path(path).parts[:-1])
+    # the file's own folder only: a project that lives under a folder called base/ is not made of fragments
+    return Path(path).parent.name in FRAGMENT_FOLDERS
 
 
 def _read(
@@ -334,7 +340,7 @@ def _rebase_paths(merged: dict[str, Any], layers: list[Layer], where: dict[KeyPa
 # ----------------------------------------------------------------------------------------------------------------------
 # the loader
 # ----------------------------------------------------------------------------------------------------------------------
-def _fragment_base(registry: Any) -> dict[str, Any]:
+def _fragment_base(registry: Registry) -> dict[str, Any]:
     """Placeholders for the required keys a fragment leaves to the files it is combined with."""
     robots = sorted(getattr(registry, "robots", {}) or {})
     return {"experiment": {"name": "fragment", "stage": "pretrain"}, "robot": {"name": robots[0] if robots else ""}}
@@ -344,7 +350,7 @@ def load_spec(
     path: str | os.PathLike,
     overlays: Sequence[str | os.PathLike] = (),
     sets: Sequence[str] = (),
-    registry: Any = None,
+    registry: Registry | None = None,
     *,
     fragment: bool | None = None,
 ) -> LoadedSpec:

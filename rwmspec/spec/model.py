@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import attrs
 
-Stage = Literal["init", "pretrain", "finetune", "visualize"]
-
 
 def doc(text: str, default: Any = attrs.NOTHING, factory: Any = None) -> Any:
     """An attrs field carrying its user-facing documentation."""
@@ -31,9 +29,9 @@ def doc(text: str, default: Any = attrs.NOTHING, factory: Any = None) -> Any:
 @attrs.define(kw_only=True)
 class ExperimentSpec:
     name: str = doc("Experiment name. Runs are written to `<runs-dir>/<name>/<timestamp>_<run_name>/`.")
-    stage: Stage = doc(
-        "Pipeline stage: `init` (PPO), `pretrain` (PPO + world model), `finetune` (MBPO-PPO in "
-        "imagination), `visualize` (real robot next to its imagined twin)."
+    stage: str = doc(
+        "Pipeline stage, a name registered by a plugin (the runtime registers `init` (PPO), `pretrain` (PPO + "
+        "world model), `finetune` (MBPO-PPO in imagination) and `visualize` (real robot next to its imagined twin))."
     )
     seed: int = doc("Seed of every random generator (torch, numpy, physics randomisation).", 42)
     extends: str | None = doc(
@@ -222,6 +220,11 @@ class WorldModelSpec:
     train: WorldModelTrainSpec = doc("World-model optimisation settings.", factory=WorldModelTrainSpec)
 
 
+#: The reward log key under which imagination reports its uncertainty penalty; no reward table may use it while
+#: ``imagination.uncertainty_penalty_weight > 0`` (RWM217).
+UNCERTAINTY_PENALTY_TERM = "uncertainty_penalty"
+
+
 @attrs.define(kw_only=True)
 class ImaginationSpec:
     num_envs: int = doc("Imagined environments rolled out by the world model (0 disables imagination).", 0)
@@ -231,7 +234,9 @@ class ImaginationSpec:
         "Per-env command resampling interval, in steps, drawn uniformly from [low, high).", (100, 120)
     )
     uncertainty_penalty_weight: float = doc(
-        "lambda: the imagined reward is `r - lambda * u`, u the epistemic uncertainty (RWM-U uses 1.0).", 0.0
+        "lambda: the imagined reward is `r - lambda * u`, u the epistemic uncertainty (RWM-U uses 1.0), logged as the "
+        "reward term `uncertainty_penalty`.",
+        0.0,
     )
     warmup_iterations: int = doc("Iterations that train only the world model before the policy learns.", 0)
     real_data_share: float = doc("Share of real transitions in each PPO mini-batch, in [0, 1).", 0.0)

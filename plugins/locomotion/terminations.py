@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_runtime.mdp.state import StateView
 
 
 def time_out(view: StateView) -> torch.Tensor:

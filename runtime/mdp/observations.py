@@ -1,4 +1,8 @@
-"""Observation groups of the plan, assembled from the shared term functions of a ``StateView``.
+"""``ObservationManager``: the plan's observation groups from the shared term functions of a ``StateView``.
+
+Used by every consumer of observations: the embedded backend (all groups), the imagination env (the policy's groups
+of imagined states) and the imagination's state mapping (``system_state`` of a view), so an observation is computed
+one way everywhere.
 
 Per group: the terms are concatenated in plan order (``compute_observation_group``), then, as Isaac Lab's
 observation manager does per term, uniform noise ``U(-noise, noise)`` is added (only when the group's
@@ -15,8 +19,8 @@ from tensordict import TensorDict
 
 from rwmspec.manager import Registry
 from rwmspec.plan import ObservationGroupPlan
-from rwmspec_runtime.terms.registry import bind_term_functions, compute_observation_group
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_runtime.mdp.state import StateView
+from rwmspec_runtime.mdp.terms import bind_term_functions, compute_observation_group
 
 
 class _GroupAssembler:
@@ -53,7 +57,7 @@ class _GroupAssembler:
         return obs
 
 
-class ObservationAssembler:
+class ObservationManager:
     """Builds the ``TensorDict`` of all observation groups (``[N, dim]`` float32 each) from a ``StateView``."""
 
     def __init__(

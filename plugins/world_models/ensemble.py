@@ -1,10 +1,12 @@
-"""``SystemDynamicsEnsemble``: the learned dynamics model (rwm_method §3.1-3.2).
+"""``SystemDynamicsEnsemble``: the built-in world model (rwm_method §3.1-3.2), one ``WorldModel`` implementation.
 
 Structure: a state base (and, with ``separate_auxiliary_base``, an auxiliary base) encodes the (state, action)
 history; K ensemble members each own a state head (mean MLP with a residual on the last input state, log-std MLP
 soft-bounded by learnable per-dim bounds) and auxiliary heads (contact logits, termination logits, extension), each
 auxiliary head only if its width is positive. All K members' heads run as one batched operation
-(``EnsembleMLP``). Everything is in normalized space.
+(``EnsembleMLP``). Everything is in normalized space. The bases are the only part that differs between the ``gru``,
+``lstm`` and ``mlp`` architectures (``bases.BASE_FACTORIES``); ``build_gru``/``build_lstm``/``build_mlp`` are the
+factories the ``world_models`` plugin registers.
 
 Shapes: K members, B envs/sequences, T steps, S/A/C/E state/action/contact/extension widths, R termination width.
 Actions are *applied* actions: ``action[:, t]`` is the action taken in ``state[:, t]`` (the replay buffer stores
@@ -14,21 +16,26 @@ the previous action; see ``replay_buffer.applied_action_pairs`` for the shift).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rwmspec_runtime.world_model.bases import Memory, WorldModelBase
-from rwmspec_runtime.world_model.ensemble_linear import EnsembleMLP
+from rwmspec.plan import WorldModelPlan
+from rwmspec_plugins.world_models.bases import BASE_FACTORIES, BaseFactory, Memory, WorldModelBase
+from rwmspec_plugins.world_models.ensemble_linear import EnsembleMLP
+from rwmspec_plugins.world_models.losses import LossTerms, world_model_losses
+from rwmspec_runtime.world_model.protocol import LossSettings, Prediction
+from rwmspec_runtime.world_model.replay_buffer import Windows
 
 
-@dataclass
-class ModelMemory:
-    """What both bases remember of the history (``auxiliary`` is None without a separate auxiliary base)."""
+class ModelMemory(NamedTuple):
+    """What both bases remember of the history (``auxiliary`` is None without a separate auxiliary base).
+
+    A named tuple, so it is a torch pytree: the imagination flattens it into persistent tensors."""
 
     state: Memory
     auxiliary: Memory | None = None
@@ -47,54 +54,31 @@ class DynamicsOutput:
     memory: ModelMemory | None = field(default=None, repr=False)  #: memory after the input (functional calls)
 
 
-@dataclass
-class Prediction:
-    """What inference needs, per env: shapes ``[B, ·]``."""
-
-    next_state: torch.Tensor  #: [B, S] the assigned member's mean, or the ensemble mean
-    aleatoric: torch.Tensor  #: [B] mean over members of sigma, summed over dims
-    epistemic: torch.Tensor  #: [B] disagreement of the member means (see ``SystemDynamicsEnsemble.epistemic``)
-    contact_prob: torch.Tensor  #: [B, C]
-    termination_prob: torch.Tensor  #: [B, R]
-    extension: torch.Tensor  #: [B, E]
-    members: DynamicsOutput = field(repr=False)  #: all members' raw outputs [K, B, ·]
-
-
-def build_base(plan: Any, input_dim: int, registry: Any = None) -> WorldModelBase:
-    """Build ``plan.architecture``'s base through the plugin registry."""
-    from rwmspec.manager import get_registry, resolve
-
-    registry = registry if registry is not None else get_registry()
-    arch = registry.architectures.get(plan.architecture)
-    if arch is None:
-        known = ", ".join(sorted(registry.architectures)) or "none"
-        raise ValueError(
-            f"world_model.architecture = {plan.architecture!r} is not a registered architecture "
-            f"(known: {known}); pick one of these or install the plugin that provides it"
-        )
-    base = resolve(arch.factory)(input_dim, plan)
-    if not isinstance(base, WorldModelBase):
-        raise TypeError(
-            f"architecture {plan.architecture!r}: factory {arch.factory} returned "
-            f"{type(base).__name__}, expected a rwmspec_runtime.world_model.bases.WorldModelBase"
-        )
-    return base
-
-
 def _members_index(members: torch.Tensor | Sequence[int] | None, device: torch.device) -> torch.Tensor | None:
     return None if members is None else torch.as_tensor(members, device=device, dtype=torch.long).reshape(-1)
 
 
-class SystemDynamicsEnsemble(nn.Module):
-    """The world model. Build it from a ``rwmspec.plan.WorldModelPlan``.
+def _base_factory(plan: WorldModelPlan, base_factory: BaseFactory | None) -> BaseFactory:
+    if base_factory is not None:
+        return base_factory
+    if plan.architecture not in BASE_FACTORIES:
+        raise ValueError(
+            f"world_model.architecture = {plan.architecture!r} has no built-in base (built-in: "
+            f"{', '.join(sorted(BASE_FACTORIES))}); pass base_factory=(input_dim, plan) -> WorldModelBase"
+        )
+    return BASE_FACTORIES[plan.architecture]
 
-    :param plan: sizes and switches (``architecture``, ``base_hidden``, head widths, ``ensemble_size``, ...).
-    :param registry: plugin registry used to find the base architecture (default: the installed plugins).
-    :param epistemic_summed_std: upstream quirk: epistemic = std over members summed over dims, instead of the
-        variance of the member means averaged over dims.
+
+class SystemDynamicsEnsemble(nn.Module):
+    """The built-in world model (implements ``rwmspec_runtime.world_model.WorldModel``).
+
+    :param plan: sizes and switches (``base_hidden``, head widths, ``ensemble_size``, ``train.freeze_auxiliary``...).
+    :param base_factory: ``(input_dim, plan) -> WorldModelBase`` building each base; default: the built-in base of
+        ``plan.architecture`` (``gru``, ``lstm`` or ``mlp``).
+    :param quirks: the plan's ``UpstreamQuirksSpec`` (``epistemic_summed_std`` is read here); None: all off.
     """
 
-    def __init__(self, plan: Any, *, registry: Any = None, epistemic_summed_std: bool = False) -> None:
+    def __init__(self, plan: WorldModelPlan, *, base_factory: BaseFactory | None = None, quirks: Any = None) -> None:
         super().__init__()
         lo, hi = plan.logstd_bounds_init
         if not hi > lo:
@@ -109,16 +93,25 @@ class SystemDynamicsEnsemble(nn.Module):
         self.ensemble_size = plan.ensemble_size
         self.history_horizon = plan.history_horizon
         self.residual = plan.residual
-        self.epistemic_summed_std = epistemic_summed_std
+        #: upstream quirk: epistemic = std over members summed over dims, instead of the variance of the member
+        #: means averaged over dims
+        self.epistemic_summed_std = bool(getattr(quirks, "epistemic_summed_std", False))
         self.architecture = plan.architecture
         input_dim = plan.state_dim + plan.action_dim
         K, S = plan.ensemble_size, plan.state_dim
 
-        self.state_base = build_base(plan, input_dim, registry)
+        def build_base() -> WorldModelBase:
+            base = _base_factory(plan, base_factory)(input_dim, plan)
+            if not isinstance(base, WorldModelBase):
+                raise TypeError(
+                    f"architecture {plan.architecture!r}: the base factory returned {type(base).__name__}, "
+                    f"expected a rwmspec_plugins.world_models.bases.WorldModelBase"
+                )
+            return base
+
+        self.state_base = build_base()
         has_aux = plan.contact_dim + plan.termination_dim + plan.extension_dim > 0
-        self.auxiliary_base = (
-            build_base(plan, input_dim, registry) if has_aux and plan.separate_auxiliary_base else None
-        )
+        self.auxiliary_base = build_base() if has_aux and plan.separate_auxiliary_base else None
         self.recurrent = self.state_base.recurrent
         feat = self.state_base.output_dim
         aux_feat = self.auxiliary_base.output_dim if self.auxiliary_base is not None else feat
@@ -136,6 +129,8 @@ class SystemDynamicsEnsemble(nn.Module):
         self.termination_head = aux_head(plan.termination_dim)
         self.extension_head = aux_head(plan.extension_dim)
         self._auxiliary_frozen = False
+        # the protocol leaves freezing to the model: the trainer only optimizes parameters that require grad
+        self.set_auxiliary_frozen(plan.train.freeze_auxiliary)
 
     # -- parameter groups ----------------------------------------------------------------------------------------
     @property
@@ -272,7 +267,10 @@ class SystemDynamicsEnsemble(nn.Module):
 
     def warm_up(self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory | None = None) -> ModelMemory:
         """What the bases remember after ``(state, action)`` ``[B, T, ·]``: ``forward(...).memory`` without running
-        the heads, which a warm-up discards (at K members they cost several times the bases over a long window)."""
+        the heads, which a warm-up discards (at K members they cost several times the bases over a long window).
+        An empty sequence (T = 0) leaves ``memory`` (default: the empty memory) as it is."""
+        if state.shape[1] == 0:
+            return memory if memory is not None else self.initial_memory(state.shape[0])
         return self._encode(state, action, memory, sequence=False)[2]
 
     def forward_sequence(
@@ -284,7 +282,38 @@ class SystemDynamicsEnsemble(nn.Module):
         out.memory = memory
         return out
 
-    # -- inference -----------------------------------------------------------------------------------------------
+    # -- the WorldModel protocol -------------------------------------------------------------------------------
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor, memory: ModelMemory, members: torch.Tensor | None = None
+    ) -> tuple[Prediction, ModelMemory]:
+        """One step of every member on the bases' shared features, summarized per row (``summarize``).
+
+        :param state: ``[N, S]``; ``action`` ``[N, A]`` applied in it; ``memory`` the bases' memory before it.
+        :param members: ``[N]`` member each row reads; None: the ensemble mean.
+        """
+        out = self(state.unsqueeze(1), action.unsqueeze(1), memory)
+        return self.summarize(out, members), out.memory
+
+    def select_memory(self, memory: ModelMemory, index: torch.Tensor) -> ModelMemory:
+        return self._memory_parts(lambda base, part: base.select_memory(part, index), memory)
+
+    def write_memory_rows(self, memory: ModelMemory, index: torch.Tensor, rows: ModelMemory) -> ModelMemory:
+        return self._memory_parts(lambda base, part, new: base.write_memory_rows(part, index, new), memory, rows)
+
+    def where_memory(self, mask: torch.Tensor, new: ModelMemory, old: ModelMemory) -> ModelMemory:
+        return self._memory_parts(lambda base, a, b: base.where_memory(mask, a, b), new, old)
+
+    def _memory_parts(self, fn: Callable[..., Memory], *memories: ModelMemory) -> ModelMemory:
+        """``fn(base, *parts)`` on the state base's and the auxiliary base's parts of ``memories``."""
+        state = fn(self.state_base, *(m.state for m in memories))
+        aux = None if self.auxiliary_base is None else fn(self.auxiliary_base, *(m.auxiliary for m in memories))
+        return ModelMemory(state, aux)
+
+    def losses(self, windows: Windows, settings: LossSettings, generator: torch.Generator | None = None) -> LossTerms:
+        """``losses.world_model_losses`` of one mini-batch (see there)."""
+        return world_model_losses(self, windows, settings, generator)
+
+    # -- summaries -----------------------------------------------------------------------------------------------
     def epistemic(self, member_means: torch.Tensor) -> torch.Tensor:
         """Disagreement of member means ``[K, B, S]`` -> ``[B]``: variance over members averaged over dims, or
         (quirk ``epistemic_summed_std``) std over members summed over dims. Zero for one member."""
@@ -296,10 +325,11 @@ class SystemDynamicsEnsemble(nn.Module):
         return means.var(dim=0, unbiased=False).mean(dim=-1)
 
     def summarize(self, out: DynamicsOutput, member_ids: torch.Tensor | None = None) -> Prediction:
-        """Reduce per-member outputs ``[K, B, ·]`` to a per-env ``Prediction``.
+        """Reduce per-member outputs ``[K, B, ·]`` to a per-row ``Prediction``.
 
-        ``member_ids`` ``[B]``: env b reads member ``member_ids[b]`` (Thompson-style sampling of imagination);
-        None: ensemble mean of the state means and of the contact/termination probabilities.
+        ``member_ids`` ``[B]``: row b reads member ``member_ids[b]`` (Thompson-style sampling of imagination);
+        None: ensemble mean of the state means and of the contact/termination probabilities. The aleatoric part is
+        the members' mean sigma summed over dims either way.
         """
 
         def pick(x: torch.Tensor) -> torch.Tensor:
@@ -316,51 +346,33 @@ class SystemDynamicsEnsemble(nn.Module):
             contact_prob=pick(torch.sigmoid(out.contact_logits.float())),
             termination_prob=pick(torch.sigmoid(out.termination_logits.float())),
             extension=pick(out.extension),
-            members=out,
         )
 
-    @torch.no_grad()
-    def predict(
-        self,
-        state: torch.Tensor,
-        action: torch.Tensor,
-        member_ids: torch.Tensor | None = None,
-        env_ids: torch.Tensor | Sequence[int] | None = None,
-    ) -> Prediction:
-        """Stateful inference: consume ``state``/``action`` after the kept memory and predict the next state.
 
-        :param state: ``[B, S]`` (one step) or ``[B, T, S]`` (e.g. a history_horizon context to warm up with).
-        :param action: ``[B, A]`` or ``[B, T, A]`` applied actions.
-        :param member_ids: ``[B]`` member per env, or None for the ensemble mean.
-        :param env_ids: the kept-memory rows ``state`` belongs to (``[B]``); None: ``state`` covers all envs.
-        """
-        if state.dim() == 2:
-            state, action = state.unsqueeze(1), action.unsqueeze(1)
-        x = torch.cat([state, action.to(state.dtype)], dim=-1)
-        state_features = self.state_base.step(x, env_ids)
-        aux_features = self.auxiliary_base.step(x, env_ids) if self.auxiliary_base is not None else state_features
-        return self.summarize(self.heads(state_features, aux_features, state[:, -1], shared=True), member_ids)
+# ---------------------------------------------------------------------------------------------------------------------
+# factories registered by the world_models plugin: build(plan, *, quirks) -> WorldModel
+# ---------------------------------------------------------------------------------------------------------------------
+def _no_options(name: str, plan: WorldModelPlan) -> None:
+    if getattr(plan, "options", None):
+        raise ValueError(
+            f"world_model.options = {dict(plan.options)}: architecture {name!r} takes no options; "
+            f"remove the [world_model.options] table"
+        )
 
-    @property
-    def memory(self) -> ModelMemory | None:
-        """The memory kept for stateful inference (None when reset)."""
-        if self.state_base.memory is None:
-            return None
-        aux = self.auxiliary_base.memory if self.auxiliary_base is not None else None
-        return ModelMemory(self.state_base.memory, aux)
 
-    @memory.setter
-    def memory(self, value: ModelMemory | None) -> None:
-        self.state_base.memory = None if value is None else value.state
-        if self.auxiliary_base is not None:
-            self.auxiliary_base.memory = None if value is None else value.auxiliary
+def build_gru(plan: WorldModelPlan, *, quirks: Any = None) -> SystemDynamicsEnsemble:
+    """The ensemble on GRU bases (``plan.base_hidden`` layers of equal size)."""
+    _no_options("gru", plan)
+    return SystemDynamicsEnsemble(plan, base_factory=BASE_FACTORIES["gru"], quirks=quirks)
 
-    def init_memory(self, num_envs: int) -> None:
-        """Start stateful inference for ``num_envs`` envs from an empty memory."""
-        self.memory = self.initial_memory(num_envs)
 
-    def reset(self, env_ids: torch.Tensor | Sequence[int] | None = None) -> None:
-        """Forget the kept memory of all envs (``env_ids`` None) or of the rows ``env_ids``."""
-        self.state_base.reset(env_ids)
-        if self.auxiliary_base is not None:
-            self.auxiliary_base.reset(env_ids)
+def build_lstm(plan: WorldModelPlan, *, quirks: Any = None) -> SystemDynamicsEnsemble:
+    """The ensemble on LSTM bases (``plan.base_hidden`` layers of equal size)."""
+    _no_options("lstm", plan)
+    return SystemDynamicsEnsemble(plan, base_factory=BASE_FACTORIES["lstm"], quirks=quirks)
+
+
+def build_mlp(plan: WorldModelPlan, *, quirks: Any = None) -> SystemDynamicsEnsemble:
+    """The ensemble on MLP bases over the last ``plan.history_horizon`` steps."""
+    _no_options("mlp", plan)
+    return SystemDynamicsEnsemble(plan, base_factory=BASE_FACTORIES["mlp"], quirks=quirks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_runtime.mdp.state import StateView
 
 
 def base_lin_vel(view: StateView) -> torch.Tensor:

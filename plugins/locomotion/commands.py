@@ -1,11 +1,11 @@
-"""Velocity-command generators shared by the embedded backend and the imagination env.
+"""The ``uniform_velocity`` command term, shared by the real backends and the imagination env.
 
 ``VelocityCommand`` follows Isaac Lab's ``UniformVelocityCommand``: every env holds ``(v_x, v_y, w_z)`` in the base
 frame and redraws it when its own timer (drawn from ``resampling_time_range_s``) runs out. A share
 ``rel_heading_envs`` of envs instead track a random heading: their ``w_z`` is recomputed every step as
 ``clip(stiffness * wrap(heading_target - yaw), ang_vel_z range)``; a share ``rel_standing_envs`` get a zero
-command. ``commands_from_uniform`` is the imagination's sampler (upstream RWM: uniform, no heading envs), on
-uniforms its caller draws.
+command. ``from_uniform`` is the imagination's sampler (upstream RWM: uniform, no heading envs), on uniforms its
+caller draws (``commands_from_uniform``). The class implements ``rwmspec_runtime.mdp.commands.CommandTerm``.
 
 All of ``VelocityCommand``'s randomness comes from the ``torch.Generator`` passed in, never from the global RNG, so a
 seed fixes the command sequence. Command tensors handed out are never modified afterwards (updates build new tensors).
@@ -98,10 +98,15 @@ _OPTION_KEYS = ("heading_command", "heading_control_stiffness", "rel_heading_env
 class VelocityCommand:
     """Batched ``(v_x, v_y, w_z)`` commands of ``num_envs`` envs (Isaac Lab ``UniformVelocityCommand`` semantics).
 
-    Call ``step(dt, heading)`` once per control step: it counts down the per-env timers, redraws the expired envs,
-    recomputes ``w_z`` of heading envs from the current yaw and zeroes standing envs. ``reset(env_ids)`` redraws
-    the given envs (as an env reset does). The constructor draws a first command for every env.
+    Call ``step(dt, fields)`` once per control step: it counts down the per-env timers, redraws the expired envs,
+    recomputes ``w_z`` of heading envs from the current yaw (``fields["heading"]``) and zeroes standing envs.
+    ``reset(env_ids)`` redraws the given envs (as an env reset does). The constructor draws a first command for
+    every env.
     """
+
+    dim = 3
+    #: three velocities and the standing draw (``commands_from_uniform``)
+    uniform_draws = 4
 
     def __init__(
         self,
@@ -226,13 +231,20 @@ class VelocityCommand:
         """Redraw the commands of envs that reset (indices or bool mask; None = all)."""
         self.resample(env_ids)
 
-    def step(self, dt: float, heading: torch.Tensor) -> torch.Tensor:
-        """Advance one control step; ``heading`` is each env's current yaw (rad), ``[N]``. Returns ``[N, 3]``."""
-        if heading.shape != (self.num_envs,):
-            raise ValueError(f"heading has shape {tuple(heading.shape)}, expected ({self.num_envs},)")
+    def from_uniform(self, u: torch.Tensor) -> torch.Tensor:
+        """Commands ``[n, 3]`` from draws ``u`` ``[n, 4]``: uniform in the ranges, standing rows zero; no heading
+        control (imagination has no yaw)."""
+        return commands_from_uniform(u, self.ranges, self.rel_standing_envs)
+
+    def step(self, dt: float, fields: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Advance one control step; ``fields["heading"]`` is each env's current yaw (rad), ``[N]``, read only with
+        heading control. Returns ``[N, 3]``."""
         self._time_left = self._time_left - dt
         self.resample(self._time_left <= 0.0)
         if self.heading_command:
+            heading = fields["heading"]
+            if heading.shape != (self.num_envs,):
+                raise ValueError(f"heading has shape {tuple(heading.shape)}, expected ({self.num_envs},)")
             error = wrap_to_pi(self._heading_target - heading.to(self._heading_target.dtype))
             yaw_rate = torch.clamp(self.heading_control_stiffness * error, *self.ranges.ang_vel_z)
             command = self._command.clone()

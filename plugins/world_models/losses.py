@@ -1,5 +1,5 @@
-"""World-model training losses (rwm_method §3.3): autoregressive state loss, bound loss, teacher-forced auxiliary
-losses, bootstrap resampling per ensemble member.
+"""The built-in ensemble's training losses (rwm_method §3.3): autoregressive state loss, bound loss, teacher-forced
+auxiliary losses, bootstrap resampling per ensemble member.
 
 Shapes: K members, B windows of length L = M + N (M history horizon, N forecast horizon), S/A/C/R/E widths.
 
@@ -29,14 +29,17 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
 
-from rwmspec_runtime.world_model.bases import Memory
-from rwmspec_runtime.world_model.ensemble import SystemDynamicsEnsemble
+from rwmspec_plugins.world_models.bases import Memory
+from rwmspec_runtime.world_model.protocol import LossSettings
 from rwmspec_runtime.world_model.replay_buffer import Windows, applied_action_pairs
+
+if TYPE_CHECKING:
+    from rwmspec_plugins.world_models.ensemble import SystemDynamicsEnsemble
 
 STATE_LOSSES = ("sampled_mse", "nll")
 LOSS_NAMES = ("state", "bound", "contact", "termination", "extension")
@@ -197,21 +200,17 @@ def _auxiliary_terms(
 def world_model_losses(
     model: SystemDynamicsEnsemble,
     windows: Windows,
-    *,
-    forecast_horizon: int,
-    state_loss: str = "sampled_mse",
-    bootstrap: bool = True,
-    contact_pos_weight: float | None = None,
-    termination_pos_weight: float | None = None,
-    shared_hidden_state_across_members: bool = False,
-    feedback_gradient: bool = True,
+    settings: LossSettings,
     generator: torch.Generator | None = None,
 ) -> LossTerms:
     """All loss terms of one mini-batch of buffer-layout windows ``[B, M + N, ·]``.
 
-    :param feedback_gradient: let gradients flow through the fed-back samples (False: detach them, an ablation).
-    :param generator: draws the bootstrap indices, then the ``[N, K, B, S]`` sampling noise, in that order.
+    ``settings.feedback_gradient`` False detaches the fed-back samples (an ablation); ``generator`` draws the
+    bootstrap indices, then the ``[N, K, B, S]`` sampling noise, in that order.
     """
+    state_loss, forecast_horizon = settings.state_loss, settings.forecast_horizon
+    feedback_gradient = settings.feedback_gradient
+    aux_args = (settings.contact_pos_weight, settings.termination_pos_weight)
     if state_loss not in STATE_LOSSES:
         raise ValueError(f"world_model.train.state_loss = {state_loss!r}: use one of {list(STATE_LOSSES)}")
     M, N = model.history_horizon, forecast_horizon
@@ -226,14 +225,13 @@ def world_model_losses(
     states, actions = applied_action_pairs(windows.state, windows.action)
     targets = windows.state[:, M:]  # s_M .. s_{M+N-1}, predicted from pairs M-1 .. M+N-2
     K, batch, device = model.ensemble_size, states.shape[0], states.device
-    boot = bootstrap_indices(K, batch, bootstrap, generator, device)
+    boot = bootstrap_indices(K, batch, settings.bootstrap, generator, device)
     eps = _randn((N, K, batch, model.state_dim), generator, device)
     bound = (model.max_logstd - model.min_logstd).mean(dim=-1)  # [K]: mean(max) - mean(min) per member
     # a frozen auxiliary part is still scored but gets no gradient (also not into a shared base)
     aux_grad = torch.no_grad() if model.auxiliary_frozen else contextlib.nullcontext()
-    aux_args = (contact_pos_weight, termination_pos_weight)
 
-    if not shared_hidden_state_across_members or K == 1:
+    if not settings.shared_hidden_state_across_members or K == 1:
         per_step, samples, _ = _state_rollout(
             model, states, actions, targets, boot, eps, None, None, loss_fn, feedback_gradient
         )

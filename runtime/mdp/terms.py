@@ -20,7 +20,7 @@ import torch
 from rwmspec.manager import Registry, resolve
 from rwmspec.plan import ObservationGroupPlan, ObservationTermPlan, TermPlan
 from rwmspec.types import TermKind
-from rwmspec_runtime.terms.state import StateView
+from rwmspec_runtime.mdp.state import StateView
 
 TermFunction = Callable[..., torch.Tensor]
 
@@ -83,11 +83,11 @@ def call_reward_terms(
         if term.weight == 0.0:
             continue
         value = _call(fns[term.name], view, term)
-        if value.shape != (view.base_lin_vel.shape[0],):
+        if value.shape != (view.num_envs,):
             raise ValueError(
                 f"reward term {term.name!r} (kind {term.kind!r}) returned shape {tuple(value.shape)}; "
                 f"a reward function must return one value per env, shape "
-                f"({view.base_lin_vel.shape[0]},)"
+                f"({view.num_envs},)"
             )
         out[term.name] = value * (term.weight * view.dt)
     return out
@@ -95,7 +95,7 @@ def call_reward_terms(
 
 def total_reward(weighted: Mapping[str, torch.Tensor], view: StateView) -> torch.Tensor:
     """Sum of weighted reward terms, ``[N]`` (zeros when every weight is 0)."""
-    total = torch.zeros_like(view.base_lin_vel[:, 0])
+    total = torch.zeros(view.num_envs, device=view.action.device)
     for value in weighted.values():
         total = total + value
     return total
@@ -120,5 +120,5 @@ def compute_observation_group(
             )
         parts.append(value.to(torch.float32))
     if not parts:
-        return torch.zeros(view.base_lin_vel.shape[0], 0)
+        return torch.zeros(view.num_envs, 0, device=view.action.device)
     return torch.cat(parts, dim=-1)

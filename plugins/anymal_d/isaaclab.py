@@ -1,7 +1,8 @@
-"""Isaac Lab articulations of the built-in robots, referenced by ``RobotDef.isaaclab_articulation``.
+"""ANYmal D's Isaac Lab articulation, the ``isaaclab`` backend's ``RobotAsset`` of ``anymal_d``.
 
-Each function returns a fresh ``ArticulationCfg`` whose prim path is ``{ENV_REGEX_NS}/Robot``: the compile step
-names the scene entity ``robot`` and puts the contact sensor on the bodies under that prim.
+Only the isaaclab backend resolves it (it imports Isaac Lab). It returns a fresh ``ArticulationCfg`` whose prim path
+is ``{ENV_REGEX_NS}/Robot``: the backend names the scene entity ``robot`` and puts the contact sensor on the bodies
+under that prim.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 ROBOT_PRIM_PATH = "{ENV_REGEX_NS}/Robot"
 
 
-def anymal_d_articulation() -> Any:
+def articulation() -> Any:
     """ANYmal D as Isaac Lab's velocity tasks place it: ``ANYMAL_D_CFG`` spawned 0.65 m above the env origin.
 
     The asset is Isaac Lab's own: the USD and the ANYdrive LSTM actuator network are downloaded from the Isaac Sim

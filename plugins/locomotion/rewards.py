@@ -1,7 +1,7 @@
 """Reward term functions: each maps a ``StateView`` to an unweighted ``[N]`` float tensor.
 
 The env reward is ``sum_i weight_i * term_i * dt`` (Isaac Lab reward-manager semantics); the weighting lives in
-``rwmspec_runtime.terms.registry.call_reward_terms``, the one place where real and imagined envs combine terms.
+``rwmspec_runtime.mdp.terms.call_reward_terms``, the one place where real and imagined envs combine terms.
 Definitions follow Isaac Lab's locomotion rewards plus the RWM ``stand_still`` term (rwm_method §2.3). Contact
 thresholds are applied when the view is built (see ``observations.body_contact``), so the ``threshold`` parameters
 of contact terms are accepted for spec compatibility only.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from rwmspec_runtime.terms.observations import _contact_group
-from rwmspec_runtime.terms.state import ContactTimers, StateView
+from rwmspec_plugins.locomotion.observations import _contact_group
+from rwmspec_runtime.mdp.state import ContactTimers, StateView
 
 #: Tolerance (s) of the "touched down during the last control step" test. Timers advance by exactly ``dt`` per
 #: step, so a body that just landed has ``current_contact_time == dt``; the tolerance keeps float32 rounding from

@@ -1,33 +1,33 @@
-"""World-model bases: the sequence encoders in front of the ensemble heads.
+"""Bases of the built-in ensemble: the sequence encoders in front of its heads.
 
-Every base follows one contract (``WorldModelBase``) so that the ensemble, the trainer and the evaluation treat
-recurrent and windowed bases alike:
+Every base follows one contract (``WorldModelBase``) so that the ensemble and its losses treat recurrent and
+windowed bases alike:
 
 * input ``x`` is ``[B, T, in]``: T steps of ``concat(state_t, action_t)`` pairs, oldest first;
 * ``forward(x, memory) -> (features [B, out], memory)``: the features after consuming ``x`` (the last step's),
   starting from ``memory`` (what the base remembers of earlier steps; ``initial_memory`` gives the empty one);
 * ``forward_sequence(x, memory) -> (features [B, T, out], memory)``: the features after each step of ``x``;
 * memory is a tensor or a tuple of tensors whose batch dimension is ``memory_batch_dim``; the helpers
-  ``select_memory`` / ``zero_memory_rows`` / ``write_memory_rows`` gather, reset and scatter env rows.
+  ``select_memory`` / ``write_memory_rows`` / ``where_memory`` gather, scatter and blend rows.
 
 The memory of a recurrent base is its hidden state (``[layers, B, H]``, and the cell state for an LSTM). The memory
 of ``MlpBase`` is its input window (``[B, H, in]``, H the history horizon): feeding one step slides the window, so the
 autoregressive training loop and single-step inference read the same for both kinds.
 
-For inference a base also keeps its own memory (``step(x, env_ids)``, ``reset(env_ids)``); training uses the
-functional form only. Factories ``build_gru`` / ``build_lstm`` / ``build_mlp`` are what the ``world_models`` plugin
-registers (``ArchitectureDef.factory``): ``build(input_dim, plan) -> WorldModelBase`` with ``plan`` a
-``rwmspec.plan.WorldModelPlan``.
+A third-party base plugs into the ensemble with a factory ``(input_dim, plan) -> WorldModelBase`` passed as
+``SystemDynamicsEnsemble(plan, base_factory=...)`` (see docs/world_model.md); ``BASE_FACTORIES`` holds the built-in
+ones by architecture name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import nn
+
+from rwmspec.plan import WorldModelPlan
 
 Memory = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -40,10 +40,6 @@ class WorldModelBase(nn.Module, ABC):
     output_dim: int
     recurrent: bool
     memory_batch_dim: int
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._memory: Memory | None = None
 
     # -- the functional contract -------------------------------------------------------------------------------
     @abstractmethod
@@ -70,75 +66,23 @@ class WorldModelBase(nn.Module, ABC):
             return tuple(fn(*parts) for parts in zip(*memories, strict=True))
         return fn(*memories)
 
-    def memory_batch_size(self, memory: Memory) -> int:
-        first = memory[0] if isinstance(memory, tuple) else memory
-        return first.shape[self.memory_batch_dim]
-
     def select_memory(self, memory: Memory, index: torch.Tensor) -> Memory:
         """Rows ``index`` ([R] long) of ``memory`` (a copy; rows may repeat, e.g. bootstrap resampling)."""
         return self._map(lambda m: m.index_select(self.memory_batch_dim, index), memory)
-
-    def zero_memory_rows(self, memory: Memory, index: torch.Tensor) -> Memory:
-        """``memory`` with rows ``index`` set to the empty memory (out of place)."""
-        return self._map(lambda m: m.index_fill(self.memory_batch_dim, index, 0.0), memory)
 
     def write_memory_rows(self, memory: Memory, index: torch.Tensor, rows: Memory) -> Memory:
         """``memory`` with rows ``index`` replaced by ``rows`` (out of place)."""
         return self._map(lambda m, r: m.index_copy(self.memory_batch_dim, index, r.to(m.dtype)), memory, rows)
 
-    # -- stateful inference ------------------------------------------------------------------------------------
-    @property
-    def memory(self) -> Memory | None:
-        """The memory kept for stateful inference (None until the first ``step`` or ``init_memory``)."""
-        return self._memory
+    def where_memory(self, mask: torch.Tensor, new: Memory, old: Memory) -> Memory:
+        """Row-wise ``new if mask else old`` (``mask`` ``[B]`` bool); no host read, so it traces into a graph."""
 
-    @memory.setter
-    def memory(self, value: Memory | None) -> None:
-        self._memory = value
+        def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            view = [1] * b.dim()
+            view[self.memory_batch_dim] = -1
+            return torch.where(mask.view(view), a.to(b.dtype), b)
 
-    def init_memory(self, num_envs: int) -> None:
-        """Start stateful inference for ``num_envs`` envs with an empty memory."""
-        p = next(self.parameters())
-        self._memory = self.initial_memory(num_envs, device=p.device, dtype=p.dtype)
-
-    def reset(self, env_ids: torch.Tensor | Sequence[int] | None = None) -> None:
-        """Forget the kept memory: of all envs (``env_ids`` None), or of the rows ``env_ids`` only."""
-        if env_ids is None:
-            self._memory = None
-            return
-        if self._memory is None:  # nothing kept: every row is empty already
-            return
-        index = _as_index(env_ids, self._memory)
-        self._memory = self.zero_memory_rows(self._memory, index)
-
-    def step(self, x: torch.Tensor, env_ids: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
-        """Stateful forward: consume ``x`` ``[B, T, in]`` after the kept memory and keep the new one.
-
-        With ``env_ids`` ([B] rows of the kept memory) only those rows advance; the others are untouched.
-        Without, ``x`` covers all envs; a batch size different from the kept memory's starts a new empty memory.
-        """
-        if env_ids is None:
-            if self._memory is None or self.memory_batch_size(self._memory) != x.shape[0]:
-                self._memory = self.initial_memory(x.shape[0], device=x.device, dtype=x.dtype)
-            features, memory = self(x, self._memory)
-            self._memory = self._map(torch.Tensor.detach, memory)
-            return features
-        if self._memory is None:
-            raise RuntimeError(
-                "step(env_ids=...) needs a kept memory: call init_memory(num_envs) or step() on all envs first"
-            )
-        index = _as_index(env_ids, self._memory)
-        features, rows = self(x, self.select_memory(self._memory, index))
-        self._memory = self.write_memory_rows(self._memory, index, self._map(torch.Tensor.detach, rows))
-        return features
-
-
-def _as_index(env_ids: torch.Tensor | Sequence[int], memory: Memory) -> torch.Tensor:
-    device = (memory[0] if isinstance(memory, tuple) else memory).device
-    index = torch.as_tensor(env_ids, device=device)
-    if index.dtype == torch.bool:
-        index = index.nonzero().squeeze(-1)
-    return index.long().reshape(-1)
+        return self._map(pick, new, old)
 
 
 class RecurrentBase(WorldModelBase):
@@ -295,29 +239,22 @@ class MlpBase(WorldModelBase):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# factories registered by the world_models plugin: build(input_dim, plan) -> WorldModelBase
+# the built-in bases by architecture name: (input_dim, plan) -> WorldModelBase
 # ---------------------------------------------------------------------------------------------------------------------
-def _no_options(name: str, plan: Any) -> None:
-    if getattr(plan, "options", None):
-        raise ValueError(
-            f"world_model.options = {dict(plan.options)}: architecture {name!r} takes no options; "
-            f"remove the [world_model.options] table"
-        )
-
-
-def build_gru(input_dim: int, plan: Any) -> RecurrentBase:
+def gru_base(input_dim: int, plan: WorldModelPlan) -> RecurrentBase:
     """A GRU base with ``plan.base_hidden`` layers (equal sizes)."""
-    _no_options("gru", plan)
     return RecurrentBase(input_dim, plan.base_hidden, cell="gru")
 
 
-def build_lstm(input_dim: int, plan: Any) -> RecurrentBase:
+def lstm_base(input_dim: int, plan: WorldModelPlan) -> RecurrentBase:
     """An LSTM base with ``plan.base_hidden`` layers (equal sizes)."""
-    _no_options("lstm", plan)
     return RecurrentBase(input_dim, plan.base_hidden, cell="lstm")
 
 
-def build_mlp(input_dim: int, plan: Any) -> MlpBase:
+def mlp_base(input_dim: int, plan: WorldModelPlan) -> MlpBase:
     """An MLP base over the last ``plan.history_horizon`` steps with ``plan.base_hidden`` layer sizes."""
-    _no_options("mlp", plan)
     return MlpBase(input_dim, plan.base_hidden, window=plan.history_horizon)
+
+
+BaseFactory = Callable[[int, WorldModelPlan], WorldModelBase]
+BASE_FACTORIES: dict[str, BaseFactory] = {"gru": gru_base, "lstm": lstm_base, "mlp": mlp_base}

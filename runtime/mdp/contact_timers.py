@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rwmspec_runtime.terms.state import ContactTimers
+from rwmspec_runtime.mdp.state import ContactTimers
 
 
 def zeros(
