@@ -43,11 +43,11 @@ import attrs
 import torch
 from tensordict import TensorDict
 
+from rwmspec.compile import PUSH_FIELD
 from rwmspec.manager import Registry, get_registry
 from rwmspec.plan import Plan
 from rwmspec_runtime.imagination.processes import (
     PUSH_DRAWS,
-    PUSHED_FIELD,
     CommandProcess,
     PushProcess,
     StepNoise,
@@ -199,8 +199,8 @@ class ImaginationEnv:
         low, high = spec.command_resample_interval_range
         pushes = None
         if spec.push_interval_range is not None:
-            columns = mapping.columns(PUSHED_FIELD).start
-            velocity = spec.push_velocity * mapping.scale_of(PUSHED_FIELD)
+            columns = mapping.columns(PUSH_FIELD).start
+            velocity = spec.push_velocity * mapping.scale_of(PUSH_FIELD)
             pushes = PushProcess(tuple(map(int, spec.push_interval_range)), columns, velocity)
         widths = {}
         for block in mapping.contact_blocks + mapping.termination_blocks:

@@ -20,15 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rwmspec.compile import PUSH_FIELD
 from rwmspec_runtime.mdp import CommandTerm
 
 #: mixes the plan seed into the imagination's own streams (distinct from the real env's)
 _STREAM_KEY = 0x1A61
 #: uniform draws per env and step of the push stream: velocity x, y and the next push interval
 PUSH_DRAWS = 3
-#: the view field a push changes (the compiler checks that a system_state term predicts it, RWM216)
-PUSHED_FIELD = PUSH_FIELD
 
 
 @dataclass

@@ -23,17 +23,16 @@ import torch
 
 from rwmspec.manager import Registry
 from rwmspec.plan import TermPlan
-from rwmspec.spec.model import UNCERTAINTY_PENALTY_TERM
+
+# the uncertainty penalty's name among the reward terms (episode sums, logs); the compiler refuses a reward of that
+# name (RWM217)
+from rwmspec.spec.model import UNCERTAINTY_PENALTY_TERM as PENALTY_TERM
 from rwmspec_runtime.imagination.seeds import CONTACT_THRESHOLD
 from rwmspec_runtime.imagination.state import ImaginedState
 from rwmspec_runtime.imagination.state_mapping import StateMapping
 from rwmspec_runtime.mdp import ContactTimers, bind_term_functions, call_reward_terms, contact_timers, total_reward
 from rwmspec_runtime.world_model.protocol import Prediction
 from rwmspec_runtime.world_model.system_data import SystemNormalizer
-
-#: name of the uncertainty penalty among the reward terms (episode sums, logs); the compiler refuses a reward of
-#: this name (RWM217)
-PENALTY_TERM = UNCERTAINTY_PENALTY_TERM
 
 
 @dataclass
