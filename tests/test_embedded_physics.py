@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+from types import SimpleNamespace
+
 import attrs
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 from rwmspec import api
 from rwmspec.diagnostics import SpecError
 from rwmspec.manager import get_registry
 from rwmspec.plan import TermPlan
 from rwmspec_plugins.embedded.compile import EmbeddedConfig, compile_embedded
-from rwmspec_plugins.embedded.events import IntervalEvents, ResetEvents, build_env_models
+from rwmspec_plugins.embedded.env import EmbeddedVecEnv
+from rwmspec_plugins.embedded.events import build_env_models
 from rwmspec_plugins.embedded.model import actuator_parameters, build_model, plan_actuator
 from rwmspec_plugins.embedded.physics import BatchedPhysics
 from rwmspec_plugins.embedded.plugin import EmbeddedOptions
+from rwmspec_runtime.mdp import EventManager
 
 from helpers import SPECS, TINY, compile_tiny
 
@@ -50,7 +56,10 @@ def test_compile_returns_config_and_dump(plan):
 
 def test_compile_rejects_unsupported_kinds_naming_term_and_supported_kinds(plan):
     bad = plan.terminations + (TermPlan(name="fell_asleep", kind="bad_orientation", mode="failure"),)
-    bad_event = TermPlan(name="push_now", kind="push_by_setting_velocity", mode="reset", params={"velocity_range": {}})
+    # the push term runs with the env (reset, interval), which start-up events, acting on the models, do not have
+    bad_event = TermPlan(
+        name="push_now", kind="push_by_setting_velocity", mode="startup", params={"velocity_range": {}}
+    )
     broken = attrs.evolve(plan, terminations=bad, events=plan.events + (bad_event,))
     with pytest.raises(SpecError) as info:
         compile_embedded(broken, get_registry())
@@ -59,7 +68,7 @@ def test_compile_rejects_unsupported_kinds_naming_term_and_supported_kinds(plan)
     term = found[("terminations", "fell_asleep", "kind")]
     assert "bad_orientation" in term.message and "time_out, illegal_contact" in term.hint
     event = found[("events", "push_now", "kind")]
-    assert "mode interval" in event.message
+    assert "mode reset, interval" in event.message
 
 
 def test_compile_rejects_restitution_wrench_and_bad_options(plan):
@@ -140,7 +149,8 @@ def test_dc_motor_actuator_matches_isaac_lab_within_rated_speed(plan, built):
 # ---------------------------------------------------------------------------------------------------------------------
 def test_startup_randomisation_is_per_env_and_within_ranges(plan, built):
     model, _ = built
-    models = build_env_models(model, plan.events, 6, np.random.default_rng(1))
+    events = EventManager(plan.events, get_registry(), "embedded")
+    models = build_env_models(model, events, 6, np.random.default_rng(1))
     assert len({id(m) for m in models}) == 6
     base = model.body("base").id
     ratios = np.array([m.body_mass[base] for m in models]) / model.body_mass[base]
@@ -155,7 +165,7 @@ def test_startup_randomisation_is_per_env_and_within_ranges(plan, built):
         assert m.body_subtreemass[0] == pytest.approx(
             model.body_subtreemass[0] + m.body_mass[base] - model.body_mass[base]
         )
-    shared = build_env_models(model, plan.events, 6, np.random.default_rng(1), variants=2)
+    shared = build_env_models(model, events, 6, np.random.default_rng(1), variants=2)
     assert len({id(m) for m in shared}) == 2 and shared[0] is shared[2]
 
 
@@ -171,11 +181,13 @@ def test_reset_events_draw_root_and_joint_states_in_range(plan, robot, built):
     default[index.base_pos] = (0.0, 0.0, 0.6)
     default[index.base_quat] = (1.0, 0.0, 0.0, 0.0)
     default[index.joint_pos] = robot.default_joint_pos
-    resets = ResetEvents(plan, physics, default, None)
+    events = EventManager(plan.events, get_registry(), "embedded")
+    env = SimpleNamespace(physics=physics, default_state=default, soft_joint_limits=None)
     mask = np.zeros(64, dtype=bool)
     mask[::2] = True
     physics.state[:] = -7.0
-    resets.apply(mask, np.random.default_rng(2))
+    physics.state[mask] = default  # what the env writes before the reset events
+    events.reset(env, torch.from_numpy(mask), np.random.default_rng(2))
     assert np.all(physics.state[~mask] == -7.0)
     rows = physics.state[mask]
     assert np.all(np.abs(rows[:, index.base_pos[:2]]) <= 0.5) and np.allclose(rows[:, index.base_pos[2]], 0.6)
@@ -197,9 +209,15 @@ def test_interval_push_fires_on_its_timer_and_adds_velocity(plan, built):
     )
     physics = _physics(plan, built)
     physics.state[:, physics.index.base_quat] = (np.cos(0.3), 0.0, 0.0, np.sin(0.3))  # yawed base
-    events = IntervalEvents(attrs.evolve(plan, events=(push,)), physics, np.random.default_rng(0))
+    env = SimpleNamespace(physics=physics, num_envs=4)
+    env.add_root_velocity = functools.partial(EmbeddedVecEnv.add_root_velocity, env)
+    events = EventManager((push,), get_registry(), "embedded")
+    time_left = events.draw_timers(4, np.random.default_rng(0))
     rng = np.random.default_rng(1)
-    fired = [bool(events.step(0.02, rng).all()) for _ in range(5)]
+    fired = []
+    for _ in range(5):
+        time_left, pushed = events.interval(env, time_left, 0.02, rng)
+        fired.append(bool(pushed.all()))
     assert fired == [False, False, False, False, True]
     lin, ang = physics.root_velocity_w(np.ones(4, dtype=bool))
     np.testing.assert_allclose(lin, [[1.0, 0.0, 0.0]] * 4, atol=1e-12)

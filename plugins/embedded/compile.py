@@ -21,15 +21,17 @@ from rwmspec.manager import Registry
 from rwmspec.plan import Plan, TermPlan, plan_to_dict
 from rwmspec.spec.convert import structure
 from rwmspec.types import Artifacts
-from rwmspec_plugins.embedded.plugin import EmbeddedOptions
+from rwmspec_plugins.embedded.plugin import EVENT_TERMS, EmbeddedOptions
 
 BACKEND = "embedded"
-#: Event kinds the backend implements, per mode (see events.py for their semantics).
+#: Event kinds the backend binds to its own terms, per mode (see events.py for their semantics).
 EVENT_KINDS: dict[str, tuple[str, ...]] = {
-    "startup": ("randomize_rigid_body_material", "randomize_rigid_body_mass", "randomize_rigid_body_com"),
-    "reset": ("reset_root_state_uniform", "reset_joints_by_scale", "apply_external_force_torque"),
-    "interval": ("push_by_setting_velocity",),
+    mode: tuple(kind for kind, (_cls, runs_in) in EVENT_TERMS.items() if runs_in == mode)
+    for mode in ("startup", "reset", "interval")
 }
+#: Modes in which a kind's backend-neutral event term (``TermKind.function``, e.g. the push) runs: it is called with
+#: the env, which start-up events (acting on the models before the env exists) do not have.
+NEUTRAL_EVENT_MODES = ("reset", "interval")
 TERMINATION_KINDS = ("time_out", "illegal_contact")
 COMMAND_KINDS = ("uniform_velocity",)
 ACTION_KINDS = ("joint_position",)
@@ -166,10 +168,12 @@ def _term_problems(plan: Plan, registry: Registry) -> Iterator[tuple[str, tuple[
     yield from _kind_problems(plan.terminations, "terminations", TERMINATION_KINDS)
     yield from _kind_problems(plan.commands, "commands", COMMAND_KINDS)
     yield from _kind_problems(plan.actions, "actions", ACTION_KINDS)
+    neutral = tuple(sorted(n for n, k in registry.kinds("event").items() if k.function and n not in EVENT_TERMS))
+    runs_in = {mode: kinds + (neutral if mode in NEUTRAL_EVENT_MODES else ()) for mode, kinds in EVENT_KINDS.items()}
     for event in plan.events:
-        allowed = EVENT_KINDS.get(event.mode, ())
+        allowed = runs_in.get(event.mode, ())
         if event.kind not in allowed:
-            modes = [m for m, kinds in EVENT_KINDS.items() if event.kind in kinds]
+            modes = [m for m, kinds in runs_in.items() if event.kind in kinds]
             where = f"it runs in mode {', '.join(modes)}" if modes else "the backend does not implement it"
             yield (
                 f"event '{event.name}' of kind '{event.kind}' cannot run in mode '{event.mode}' on the embedded "

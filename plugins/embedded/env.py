@@ -34,11 +34,12 @@ from rwmspec.plan import Plan, plan_to_dict
 from rwmspec.spec.model import SYSTEM_GROUPS
 from rwmspec.types import RobotDef
 from rwmspec_plugins.embedded.compile import EmbeddedConfig
-from rwmspec_plugins.embedded.events import IntervalEvents, ResetEvents, build_env_models
+from rwmspec_plugins.embedded.events import build_env_models
 from rwmspec_plugins.embedded.model import STATE_SPEC, ModelIndex, build_model
 from rwmspec_plugins.embedded.physics import BatchedPhysics
 from rwmspec_runtime.mdp import (
     ContactTimers,
+    EventManager,
     ObservationManager,
     StateView,
     bind_term_functions,
@@ -143,7 +144,8 @@ class EmbeddedVecEnv:
             plan, config.mjcf, solver_iterations=options.solver_iterations, ls_iterations=options.ls_iterations
         )
         self.model = model
-        models = build_env_models(model, plan.events, self.num_envs, self._startup_rng, variants=options.model_variants)
+        self.events = EventManager(plan.events, registry, "embedded")
+        models = build_env_models(model, self.events, self.num_envs, self._startup_rng, variants=options.model_variants)
         self.physics = BatchedPhysics(
             models,
             index,
@@ -152,10 +154,12 @@ class EmbeddedVecEnv:
             chunk_size=options.chunk_size,
             contact_history=options.contact_history,
         )
-        default_state = _default_state(model, index, self.robot)
+        #: what reset events start from: the default state, and the soft limits joint positions are clamped to
+        self.default_state = _default_state(model, index, self.robot)
         limits = np.asarray(self.robot.soft_joint_pos_limits) if self.robot.soft_joint_pos_limits else None
-        self._reset_events = ResetEvents(plan, self.physics, default_state, limits)
-        self._interval_events = IntervalEvents(plan, self.physics, self._interval_rng)
+        self.soft_joint_limits = limits
+        #: ``[E, N]`` seconds until each interval event fires in each env
+        self._event_time_left = self.events.draw_timers(self.num_envs, self._interval_rng)
         default_joint_pos = np.asarray(self.robot.default_joint_pos, dtype=float)
         self._actions = _ActionMap(plan, default_joint_pos)
         self.num_actions = self._actions.dim
@@ -196,7 +200,8 @@ class EmbeddedVecEnv:
         )
 
         everyone = np.ones(n, dtype=bool)
-        self._reset_events.apply(everyone, self._reset_rng)
+        self.physics.state[:] = self.default_state
+        self.events.reset(self, torch.from_numpy(everyone), self._reset_rng)
         self.physics.clear_sensors(everyone)
         self._prev_joint_vel = self._to_torch(self.physics.joint_vel())
         self.view = self._build_view(self._kinematics())
@@ -320,8 +325,12 @@ class EmbeddedVecEnv:
             kinematics = self._kinematics()
         if self.commands is not None:
             self.commands.step(self.step_dt, {"heading": self._to_torch(kinematics["heading"])})
-        if self._interval_events.events and self._interval_events.step(self.step_dt, self._interval_rng).any():
-            kinematics = self._kinematics()
+        if self.events.interval_count:
+            self._event_time_left, pushed = self.events.interval(
+                self, self._event_time_left, self.step_dt, self._interval_rng
+            )
+            if bool(pushed.any()):
+                kinematics = self._kinematics()
         self.view = self._build_view(kinematics)
         obs = self._observer.compute(self.view)
         if terminal is None:
@@ -329,6 +338,14 @@ class EmbeddedVecEnv:
         self._obs = obs.to(self.device)
         extras = {"time_outs": time_outs, "log": log, "terminal_observations": terminal}
         return self._obs, rewards, dones, extras
+
+    def add_root_velocity(self, mask: torch.Tensor, linear: torch.Tensor, angular: torch.Tensor) -> None:
+        """Add world-frame linear and angular velocities ``[N, 3]`` to the root of the envs in ``mask`` (what the
+        push event term calls)."""
+        rows = mask.numpy()
+        if rows.any():
+            lin, ang = self.physics.root_velocity_w(rows)
+            self.physics.set_root_velocity_w(rows, lin + linear.numpy()[rows], ang + angular.numpy()[rows])
 
     # ---------------------------------------------------------------------------------------------------------------
     # internals
@@ -391,9 +408,11 @@ class EmbeddedVecEnv:
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         """Reset the envs in ``mask`` (``[N]`` bool): physics state, MDP buffers, command, interval timers."""
-        mask_np = mask.cpu().numpy()
-        self._reset_events.apply(mask_np, self._reset_rng)
-        self._interval_events.reset(mask_np, self._interval_rng)
+        mask = mask.cpu()
+        mask_np = mask.numpy()
+        self.physics.state[mask_np] = self.default_state
+        self.events.reset(self, mask, self._reset_rng)
+        self._event_time_left = self.events.reset_timers(self._event_time_left, mask, self._interval_rng)
         self.physics.clear_sensors(mask_np)
         keep = ~mask.unsqueeze(-1)
         self.action = torch.where(keep, self.action, 0.0)

@@ -12,7 +12,7 @@ import attrs
 
 from rwmspec import hookimpl
 from rwmspec.spec.model import doc
-from rwmspec.types import BackendDef, Requirement
+from rwmspec.types import BackendDef, Requirement, TermBinding
 
 
 @attrs.define(kw_only=True)
@@ -74,6 +74,24 @@ EMBEDDED = BackendDef(
         Requirement(module="torch", install="pip install torch==2.13.0"),
     ),
 )
+
+
+#: the backend's own event terms (``events.py``) by kind: the class and the mode it runs in. The push is the locomotion
+#: plugin's backend-neutral term (``compile.NEUTRAL_EVENT_MODES``).
+EVENT_TERMS = {
+    "randomize_rigid_body_material": ("RandomizeRigidBodyMaterial", "startup"),
+    "randomize_rigid_body_mass": ("RandomizeRigidBodyMass", "startup"),
+    "randomize_rigid_body_com": ("RandomizeRigidBodyCom", "startup"),
+    "reset_root_state_uniform": ("ResetRootStateUniform", "reset"),
+    "reset_joints_by_scale": ("ResetJointsByScale", "reset"),
+    "apply_external_force_torque": ("ApplyExternalForceTorque", "reset"),
+}
+
+
+@hookimpl
+def rwmspec_term_bindings():
+    for kind, (cls, _mode) in EVENT_TERMS.items():
+        yield TermBinding(backend="embedded", category="event", kind=kind, ref=f"rwmspec_plugins.embedded.events:{cls}")
 
 
 @hookimpl

@@ -1,7 +1,8 @@
 """Term-kind plugin ``locomotion``: the MDP terms of legged velocity tracking (Isaac Lab's velocity task).
 
 Each kind names its params class (``params.py``), the torch function the embedded backend and the imagination env
-call (``rwmspec_plugins.locomotion.<category>:<kind>``; events, commands and actions are implemented by the backends
+call (``rwmspec_plugins.locomotion.<category>:<kind>``; the push event's term is written once against the env's
+``add_root_velocity`` (``events.py``); the other events and the actions are implemented by the backends
 themselves), the view fields it reads and, for observations that reproduce one view field, the inverse imagination
 uses to turn predicted columns back into that field (``inverses.py``). How a backend implements a kind with its own
 terms (Isaac Lab's ``mdp`` functions) is that backend's business: its plugin registers ``TermBinding`` records.
@@ -28,6 +29,7 @@ _OBS = "rwmspec_plugins.locomotion.observations"
 _REW = "rwmspec_plugins.locomotion.rewards"
 _TERM = "rwmspec_plugins.locomotion.terminations"
 _INV = "rwmspec_plugins.locomotion.inverses"
+_EVENTS = "rwmspec_plugins.locomotion.events"
 
 
 def _num_joints(_params: Any, robot: RobotDef) -> int:
@@ -82,9 +84,10 @@ def _reward(name: str, description: str, params_type: type | None = None, reads:
     )
 
 
-def _event(name: str, description: str, params_type: type) -> TermKind:
-    # events change the simulation itself; each backend implements them, so there is no torch term function
-    return TermKind(name=name, category="event", description=description, params_type=params_type, function=None)
+def _event(name: str, description: str, params_type: type, function: str | None = None) -> TermKind:
+    # most events change the simulation itself, so each backend binds its own implementation (TermBinding); a
+    # ``function`` is an event term that runs on any env offering what it calls
+    return TermKind(name=name, category="event", description=description, params_type=params_type, function=function)
 
 
 OBSERVATIONS = (
@@ -204,7 +207,12 @@ EVENTS = (
         "Joint positions and velocities: defaults times a random factor.",
         P.ResetJointsByScaleParams,
     ),
-    _event("push_by_setting_velocity", "Push: add a random velocity to the root.", P.PushByVelocityParams),
+    _event(
+        "push_by_setting_velocity",
+        "Push: add a random velocity to the root.",
+        P.PushByVelocityParams,
+        function=f"{_EVENTS}:PushBySettingVelocity",
+    ),
 )
 
 COMMANDS = (

@@ -1,8 +1,8 @@
 """``ImaginationEnv``: N imagined envs rolled out by a world model, behind rsl-rl-lib's VecEnv interface.
 
-The env is small: the world model, the reward, the termination, the seed pool and the command and push processes are
-passed in (mbrl-lib's ``ModelEnv`` habit); ``ImaginationEnv.from_plan`` builds them from a compiled plan. One
-``step(a)`` (rwm_method §4.3, corrected where the method notes upstream bugs):
+The env is small: the world model, the reward, the termination, the seed pool, the command process and the event
+manager (pushes) are passed in (mbrl-lib's ``ModelEnv`` habit); ``ImaginationEnv.from_plan`` builds them from a
+compiled plan. One ``step(a)`` (rwm_method §4.3, corrected where the method notes upstream bugs):
 
 1. the model predicts s_{t+1} from ``(s_t, normalize(a_t))`` after the env's memory (the assigned member's mean, or
    the ensemble mean; never a sample), contact and termination probabilities and the epistemic uncertainty
@@ -11,7 +11,8 @@ passed in (mbrl-lib's ``ModelEnv`` habit); ``ImaginationEnv.from_plan`` builds t
    the uncertainty penalty);
 3. terminated = ``rewards.predicted_termination``; time-out when the episode reaches
    ``imagination.max_episode_length`` steps; done = either;
-4. commands count down and pushes fire (``processes``);
+4. commands count down (``processes``) and interval events (pushes) fire (the runtime's ``EventManager``, the same
+   push term as the real envs');
 5. done envs start new episodes from the seed pool (``seeds``), and the policy observation of the new states is
    built by the ``ObservationManager`` (with the terms' noise when ``imagination.observation_noise`` is on, whatever
    the group's own ``corruption`` says: finetune turns the real policy group's corruption off but imagines with
@@ -43,21 +44,15 @@ import attrs
 import torch
 from tensordict import TensorDict
 
-from rwmspec.compile import PUSH_FIELD
+from rwmspec.compile import PUSH_FIELD, imagined_events
 from rwmspec.manager import Registry, get_registry
 from rwmspec.plan import Plan
-from rwmspec_runtime.imagination.processes import (
-    PUSH_DRAWS,
-    CommandProcess,
-    PushProcess,
-    StepNoise,
-    Streams,
-)
+from rwmspec_runtime.imagination.processes import CommandProcess, PushedVelocity, StepNoise, Streams
 from rwmspec_runtime.imagination.rewards import PENALTY_TERM, ImaginedReward, RewardOutcome, predicted_termination
 from rwmspec_runtime.imagination.seeds import SeedPool, Seeds, exclusive_count
 from rwmspec_runtime.imagination.state import ImaginedState
 from rwmspec_runtime.imagination.state_mapping import StateMapping, soft_joint_pos_limits
-from rwmspec_runtime.mdp import ContactTimers, ObservationManager, contact_timers, make_command
+from rwmspec_runtime.mdp import ContactTimers, EventManager, ObservationManager, Uniforms, contact_timers, make_command
 from rwmspec_runtime.world_model.protocol import Memory, Prediction, WorldModel
 from rwmspec_runtime.world_model.system import WorldModelSystem
 from rwmspec_runtime.world_model.system_data import SystemNormalizer
@@ -91,7 +86,8 @@ class ImaginationEnv:
     :param reward: the reward of a predicted step; its ``terms`` are the logged reward terms.
     :param seeds: the seed pool new episodes start from.
     :param observations: the PPO observation groups of imagined states (``obs_groups`` of them are returned).
-    :param commands: the command process; ``pushes``: the push process or None.
+    :param commands: the command process; ``events``: the interval events (pushes) and ``pushed_velocity``, where a
+        push lands in the predicted state (None without pushes).
     :param streams: the random streams (``processes.Streams``).
     :param termination: ``Prediction -> [N] bool``.
     :param sample_members: each env reads one ensemble member, redrawn per episode (else the ensemble mean).
@@ -113,7 +109,8 @@ class ImaginationEnv:
         num_steps_per_env: int,
         max_episode_length: int,
         commands: CommandProcess,
-        pushes: PushProcess | None,
+        events: EventManager,
+        pushed_velocity: PushedVelocity | None,
         streams: Streams,
         termination: Callable[[Prediction], torch.Tensor] = predicted_termination,
         sample_members: bool = False,
@@ -127,7 +124,8 @@ class ImaginationEnv:
         self.observer = observations
         self.obs_groups = tuple(observations.groups)
         self.commands = commands
-        self.pushes = pushes
+        self.events = events
+        self.pushed_velocity = pushed_velocity
         self.streams = streams
         self.sample_members = sample_members and model.ensemble_size > 1
         self.device = seeds.device
@@ -197,11 +195,10 @@ class ImaginationEnv:
             else None
         )
         low, high = spec.command_resample_interval_range
-        pushes = None
-        if spec.push_interval_range is not None:
-            columns = mapping.columns(PUSH_FIELD).start
-            velocity = spec.push_velocity * mapping.scale_of(PUSH_FIELD)
-            pushes = PushProcess(tuple(map(int, spec.push_interval_range)), columns, velocity)
+        events = EventManager(imagined_events(spec, plan.sim.control_dt), registry, "imagination")
+        pushed_velocity = (
+            PushedVelocity(mapping.columns(PUSH_FIELD), mapping.scale_of(PUSH_FIELD)) if events.interval_count else None
+        )
         widths = {}
         for block in mapping.contact_blocks + mapping.termination_blocks:
             # one width per group: the compiler sizes every contact term of a group by the group's bodies
@@ -229,7 +226,8 @@ class ImaginationEnv:
             num_steps_per_env=spec.steps_per_iteration,
             max_episode_length=spec.max_episode_length,
             commands=CommandProcess(term, (int(low), int(high))),
-            pushes=pushes,
+            events=events,
+            pushed_velocity=pushed_velocity,
             streams=streams,
             sample_members=spec.member_sampling == "per_env_random",
         )
@@ -257,7 +255,7 @@ class ImaginationEnv:
             episode_sums=torch.zeros(n, len(self.reward_terms), **f32),
             episode_return=torch.zeros(n, **f32),
             command_left=torch.zeros(n, **long),
-            push_left=torch.zeros(n, **long),
+            event_time_left=torch.zeros(self.events.interval_count, n, **f32),
             pool_next=torch.zeros((), **long),
         )
 
@@ -346,7 +344,7 @@ class ImaginationEnv:
         mask = torch.zeros(n, dtype=torch.bool, device=self.device).index_fill(0, ids, True)
         self._start_episodes(
             mask,
-            self._uniform(self.commands.draws + 3, self.streams.start),
+            self._uniform(self.commands.draws + 2 + self.events.interval_count, self.streams.start),
             Seeds(
                 state=s.state.index_copy(0, ids, seeds.state),
                 last_action=s.last_action.index_copy(0, ids, seeds.last_action),
@@ -469,9 +467,8 @@ class ImaginationEnv:
         s.timers = outcome.timers
         s.state, s.state_obs, s.fields = prediction.next_state, outcome.state_obs, outcome.fields
         s.command, s.command_left = self.commands.advance(s.command, s.command_left, noise.command)
-        if self.pushes is not None:
-            pushed, s.push_left = self.pushes.advance(s.state_obs, s.push_left, noise.push)
-            self._set_state(self.normalizer.normalize_state(pushed), pushed)
+        if self.events.interval_count:
+            s.event_time_left, _ = self.events.interval(self, s.event_time_left, self.step_dt, Uniforms(noise.events))
         self._start_from_pool(dones, noise.start)
         s.commit(before)
         extras = {
@@ -513,7 +510,7 @@ class ImaginationEnv:
     # ---------------------------------------------------------------------------------------------------------------
     @property
     def step_generators(self) -> tuple[torch.Generator, ...]:
-        """The random streams ``advance`` and ``observe`` draw from (episode starts, commands, pushes, observation
+        """The random streams ``advance`` and ``observe`` draw from (episode starts, commands, events, observation
         noise): register them with a CUDA graph that captures those calls. Window draws have a stream of their own."""
         return self.streams.step_generators
 
@@ -530,6 +527,12 @@ class ImaginationEnv:
         grows the pool), which is what a captured CUDA graph of ``advance`` needs."""
         return {**self.s.tensors(), **self.seeds.tensors()}
 
+    def add_root_velocity(self, mask: torch.Tensor, linear: torch.Tensor, angular: torch.Tensor) -> None:
+        """What the push event term calls: ``linear`` ``[N, 3]`` (m/s) added to the predicted base velocity of the envs
+        in ``mask``. Imagined pushes set x and y only (``rwmspec.compile.imagined_events``), so ``angular`` is zero."""
+        pushed = self.pushed_velocity.add(self.s.state_obs, mask, linear)
+        self._set_state(self.normalizer.normalize_state(pushed), pushed)
+
     # ---------------------------------------------------------------------------------------------------------------
     # internals
     # ---------------------------------------------------------------------------------------------------------------
@@ -541,8 +544,8 @@ class ImaginationEnv:
         draws = self.commands.draws
         return StepNoise(
             command=self._uniform(draws + 1, self.streams.command),
-            push=self._uniform(PUSH_DRAWS, self.streams.push),
-            start=self._uniform(draws + 3, self.streams.start),
+            events=self._uniform(self.events.interval_draws, self.streams.events),
+            start=self._uniform(draws + 2 + self.events.interval_count, self.streams.start),
         )
 
     def _set_state(self, state: torch.Tensor, state_obs: torch.Tensor | None = None) -> None:
@@ -560,8 +563,8 @@ class ImaginationEnv:
 
     def _start_episodes(self, mask: torch.Tensor, u: torch.Tensor, seeds: Seeds) -> None:
         """New episodes in the envs of ``mask`` ``[N]`` bool; ``seeds`` holds full ``[N]``-row candidates, of which
-        only the masked rows are used. ``u`` ``[N, D + 3]``: every env's draws (member, command (D), command and
-        push intervals), used in the masked rows."""
+        only the masked rows are used. ``u`` ``[N, D + 2 + E]``: every env's draws (member, command (D), command
+        interval, E interval-event timers), used in the masked rows."""
         s = self.s
         column = mask.unsqueeze(-1)
         s.memory = self.model.where_memory(mask, seeds.memory, s.memory)
@@ -581,5 +584,4 @@ class ImaginationEnv:
         s.episode_return = s.episode_return.masked_fill(mask, 0.0)
         d = self.commands.draws
         s.command, s.command_left = self.commands.start(mask, s.command, s.command_left, u[:, 1 : 2 + d])
-        if self.pushes is not None:
-            s.push_left = self.pushes.start(mask, s.push_left, u[:, 2 + d])
+        s.event_time_left = self.events.reset_timers(s.event_time_left, mask, Uniforms(u[:, 2 + d :]))

@@ -4,11 +4,13 @@
   the velocity command has no heading control here: the predicted state has no yaw). Each env counts its command
   down in steps and redraws it every U[low, high) steps (``imagination.command_resample_interval_range``, the
   interval redrawn with every command); zero commands without a command term.
-* **Pushes** (``imagination.push_interval_range``) add U(-v, v) m/s to the predicted base x/y velocity when the env's
-  push timer runs out (after the reward, like the real env's interval events).
+* **Pushes** (``imagination.push_interval_range``) are the real envs' push event term, run by the runtime's
+  ``EventManager`` on imagined envs (``rwmspec.compile.imagined_events``): when an env's push timer runs out (after
+  the reward, like the real env's interval events), U(-v, v) m/s is added to its predicted base x/y velocity
+  (``PushedVelocity``).
 
 Randomness: five ``torch.Generator`` streams on the env's device, seeded from the plan seed (``Streams``): windows
-(seed draws), episode starts (members, first commands and timers), commands, pushes, observation noise. A step draws
+(seed draws), episode starts (members, first commands and timers), commands, events, observation noise. A step draws
 every env's uniforms of each stream up front (``StepNoise``) and uses them where they apply, so the step's tensor
 work calls no generator and traces whole under ``torch.compile``. The same seed on the CPU gives the same numbers.
 """
@@ -24,8 +26,6 @@ from rwmspec_runtime.mdp import CommandTerm
 
 #: mixes the plan seed into the imagination's own streams (distinct from the real env's)
 _STREAM_KEY = 0x1A61
-#: uniform draws per env and step of the push stream: velocity x, y and the next push interval
-PUSH_DRAWS = 3
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Streams:
     window: torch.Generator
     start: torch.Generator
     command: torch.Generator
-    push: torch.Generator
+    events: torch.Generator
     noise: torch.Generator
 
     @classmethod
@@ -46,7 +46,7 @@ class Streams:
     @property
     def step_generators(self) -> tuple[torch.Generator, ...]:
         """The streams a step draws from (a CUDA graph of the step registers them); windows have their own."""
-        return self.start, self.command, self.push, self.noise
+        return self.start, self.command, self.events, self.noise
 
 
 @dataclass
@@ -54,8 +54,8 @@ class StepNoise:
     """One step's uniform draws in [0, 1), ``[N, ·]`` per stream, made before the step's tensor work."""
 
     command: torch.Tensor  #: ``[N, D + 1]``: a redrawn command (D = the term's ``uniform_draws``) and its interval
-    push: torch.Tensor  #: ``[N, PUSH_DRAWS]``: push velocity x, y and the next push interval
-    start: torch.Tensor  #: ``[N, D + 3]``: a new episode's member, command (D), command and push intervals
+    events: torch.Tensor  #: ``[N, EventManager.interval_draws]``: the interval events' timers and terms
+    start: torch.Tensor  #: ``[N, D + 2 + E]``: a new episode's member, command (D), command interval, E event timers
 
 
 def interval(bounds: tuple[int, int], u: torch.Tensor) -> torch.Tensor:
@@ -98,31 +98,17 @@ class CommandProcess:
         return command, torch.where(mask, interval(self.interval_range, u[:, -1]), left)
 
 
-class PushProcess:
-    """Imagined pushes on the predicted base velocity (see the module docstring).
+@dataclass(frozen=True)
+class PushedVelocity:
+    """Where a push lands in the predicted state: the ``system_state`` columns of the base linear velocity, and the
+    scale of their observation term (a push in m/s is ``scale`` times that in state units)."""
 
-    :param interval_range: ``[low, high)`` steps between pushes.
-    :param columns: the first of the two ``system_state`` columns of the base x/y velocity.
-    :param velocity: the push's largest velocity change (m/s), in ``system_state`` units (the term's scale applied).
-    """
+    columns: slice
+    scale: float
 
-    def __init__(self, interval_range: tuple[int, int], columns: int, velocity: float) -> None:
-        self.interval_range = interval_range
-        self.columns = columns
-        self.velocity = velocity
-
-    def advance(
-        self, state_obs: torch.Tensor, left: torch.Tensor, u: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Count the push timers down; pushes that fire add their velocity to ``state_obs`` ``[N, S]`` and draw
-        their next interval from ``u`` ``[N, PUSH_DRAWS]``. Returns the pushed states and the new timers."""
-        left = left - 1
-        fire = left <= 0
-        delta = (2.0 * u[:, :2] - 1.0) * self.velocity * fire.unsqueeze(-1)
-        start, width = self.columns, state_obs.shape[1]
-        pushed = state_obs + torch.nn.functional.pad(delta, (start, width - start - 2))
-        return pushed, torch.where(fire, interval(self.interval_range, u[:, 2]), left)
-
-    def start(self, mask: torch.Tensor, left: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """A new push countdown in the envs of ``mask`` from draws ``u`` ``[N]``."""
-        return torch.where(mask, interval(self.interval_range, u), left)
+    def add(self, state_obs: torch.Tensor, mask: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
+        """``state_obs`` ``[N, S]`` with ``linear`` ``[N, 3]`` (m/s) added to the base velocity of the envs in
+        ``mask``. The model predicts the velocity in the base frame and no yaw, so the push is added in that frame."""
+        delta = linear.to(state_obs.dtype) * self.scale * mask.unsqueeze(-1)
+        start, width = self.columns.start, state_obs.shape[1]
+        return state_obs + torch.nn.functional.pad(delta, (start, width - self.columns.stop))

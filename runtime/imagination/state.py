@@ -5,7 +5,8 @@ A step computes new tensors functionally and then *commits* them: ``commit`` cop
 the same tensors, which is what a CUDA graph captured once needs (``graph.GraphedStep``), and under
 ``torch.compile`` each copy folds into the kernel that computes its source.
 
-Shapes: N envs, S state width, A actions, C command width, T logged reward terms, B_g bodies of contact group g.
+Shapes: N envs, S state width, A actions, C command width, T logged reward terms, B_g bodies of contact group g,
+E interval events.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class ImaginedState:
     episode_sums: torch.Tensor  #: [N, T] weighted reward sums of the episode, one column per logged term
     episode_return: torch.Tensor  #: [N]
     command_left: torch.Tensor  #: [N] long: steps until the command is redrawn
-    push_left: torch.Tensor  #: [N] long: steps until the next push
+    event_time_left: torch.Tensor  #: [E, N] float: seconds until each interval event (push) fires
     pool_next: torch.Tensor  #: 0-d long: seeds taken from the seed pool since its last refill
 
     def snapshot(self) -> ImaginedState:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rwmspec.compile.backend import compile_backend, missing_requirements
 from rwmspec.compile.context import Compilation, plain
-from rwmspec.compile.imagination import PUSH_FIELD, imagination_rules
+from rwmspec.compile.imagination import PUSH_FIELD, imagination_rules, imagined_events
 from rwmspec.compile.observations import ACTION_SIZED_OBSERVATIONS, BINARY_GROUPS, compile_observations
 from rwmspec.compile.robot import apply_robot_options
 from rwmspec.compile.stages import (
@@ -53,6 +53,7 @@ __all__ = [
     "REQUIRED_SYSTEM_GROUPS",
     "compile_backend",
     "compile_plan",
+    "imagined_events",
     "missing_requirements",
 ]
 

@@ -13,10 +13,31 @@ from rwmspec.plan import (
     ObservationGroupPlan,
     TermPlan,
 )
-from rwmspec.spec.model import UNCERTAINTY_PENALTY_TERM
+from rwmspec.spec.model import UNCERTAINTY_PENALTY_TERM, ImaginationSpec
 
 #: The view field imagined pushes change (``imagination.push_velocity`` adds to its x/y components).
 PUSH_FIELD = "base_lin_vel"
+#: The event kind of imagined pushes: the real envs' push term, run on the imagined state (``imagined_events``).
+PUSH_KIND = "push_by_setting_velocity"
+
+
+def imagined_events(imagination: ImaginationSpec, control_dt: float) -> tuple[TermPlan, ...]:
+    """The events of imagined envs, as plan terms the runtime's ``EventManager`` runs: the push of
+    ``imagination.push_interval_range`` (steps) and ``push_velocity`` (m/s on x and y) as a ``push_by_setting_velocity``
+    interval event, its interval in seconds (a timer drawn from U(low, high) steps fires after its ceiling)."""
+    if imagination.push_interval_range is None:
+        return ()
+    low, high = imagination.push_interval_range
+    v = imagination.push_velocity
+    return (
+        TermPlan(
+            name="imagined_push",
+            kind=PUSH_KIND,
+            mode="interval",
+            interval_range_s=(low * control_dt, high * control_dt),
+            params={"velocity_range": {"x": (-v, v), "y": (-v, v)}},
+        ),
+    )
 
 
 def view_field_width(c: Compilation, field: str, action_dim: int) -> int | None:
@@ -58,6 +79,15 @@ def imagination_rules(
         for term in groups[gname].terms if gname in groups else ():
             path = ("observations", gname, "terms", term.name)
             check_imagined_reads(c, "observation", path, missing, predicted)
+    push_kind = c.registry.term_kinds.get(("event", PUSH_KIND))
+    if imagination.push_interval_range is not None and (push_kind is None or push_kind.function is None):
+        c.error(
+            "RWM216",
+            f"imagined pushes run the event kind '{PUSH_KIND}' on the predicted state, but no installed plugin "
+            f"registers it with a backend-neutral term (TermKind.function)",
+            ("imagination", "push_interval_range"),
+            hint="install the plugin that provides it (`rwmspec list terms`), or remove push_interval_range",
+        )
     if imagination.push_interval_range is not None and state is not None and PUSH_FIELD not in provided:
         kinds_of_field = sorted(k.name for k in kinds.values() if k.state_field == PUSH_FIELD)
         c.error(
